@@ -1,0 +1,110 @@
+import { getSystemErrorName } from 'node:util';
+
+/**
+ * Stable codes for failures the library detects itself. Failures of a system
+ * call keep the errno name (`ENXIO`, `EBUSY`, ...) as their code instead, as
+ * Node's own system errors do.
+ */
+export const DmErrorCode = {
+  /** A device name is empty, too long or one the kernel forbids. */
+  INVALID_NAME: 'ERR_DM_INVALID_NAME',
+  /** A uuid is too long or contains a byte the kernel rejects. */
+  INVALID_UUID: 'ERR_DM_INVALID_UUID',
+  /** An argument other than a name or uuid is out of range. */
+  INVALID_ARGUMENT: 'ERR_DM_INVALID_ARGUMENT',
+  /** The kernel's reply still did not fit at the maximum buffer size. */
+  BUFFER_LIMIT: 'ERR_DM_BUFFER_LIMIT',
+  /** The kernel's interface version is older than the command needs. */
+  UNSUPPORTED_BY_KERNEL: 'ERR_DM_UNSUPPORTED_BY_KERNEL',
+  /** /dev/mapper/control exists but no device-mapper driver answers. */
+  DRIVER_UNAVAILABLE: 'ERR_DM_DRIVER_UNAVAILABLE',
+  /** The handle was used after close(). */
+  CLOSED: 'ERR_DM_CLOSED',
+  /** A loop device could not be attached after the allowed attempts. */
+  LOOP_ATTACH_FAILED: 'ERR_DM_LOOP_ATTACH_FAILED',
+  /** A step of a multi-step operation failed and was rolled back. */
+  STEP_FAILED: 'ERR_DM_STEP_FAILED',
+} as const;
+
+export type DmErrorCodeValue = (typeof DmErrorCode)[keyof typeof DmErrorCode];
+
+export interface DmErrorOptions {
+  /** Errno value of a failed system call. */
+  errno?: number;
+  /** The failed system call, such as `ioctl` or `mknod`. */
+  syscall?: string;
+  /** The device-mapper or loop command, such as `DM_DEV_CREATE`. */
+  command?: string;
+  /** The dm device name (or loop device path) the call was about. */
+  device?: string;
+  /** A path the call used, such as a node or backing file. */
+  path?: string;
+  cause?: unknown;
+}
+
+/**
+ * The one error type of the library. `code` is either an errno name for a
+ * failed system call or one of {@link DmErrorCode}.
+ */
+export class DmError extends Error {
+  override name = 'DmError';
+  readonly code: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly command?: string;
+  readonly device?: string;
+  readonly path?: string;
+
+  constructor(code: string, message: string, options: DmErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.errno = options.errno;
+    this.syscall = options.syscall;
+    this.command = options.command;
+    this.device = options.device;
+    this.path = options.path;
+  }
+
+  /** True when the kernel reported that the device does not exist (ENXIO). */
+  get notFound(): boolean {
+    return this.code === 'ENXIO';
+  }
+
+  /** True when the device is in use or the name is taken (EBUSY). */
+  get busy(): boolean {
+    return this.code === 'EBUSY';
+  }
+}
+
+/** Name of an errno value, such as `ENXIO` for 6; `E<n>` when Node has no name. */
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `E${errno}`;
+  }
+}
+
+/** Short meanings of the errno values device-mapper and loop commands return. */
+const ERRNO_MEANINGS: Readonly<Record<string, string>> = {
+  ENXIO: 'no such device',
+  EBUSY: 'device or resource busy',
+  EEXIST: 'already exists',
+  ENODATA: 'no data available',
+  EINVAL: 'invalid argument',
+  ENOTTY: 'not a device-mapper control node',
+  ENOENT: 'no such file or directory',
+  ENODEV: 'no such device driver',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOMEM: 'out of memory',
+  ENOSPC: 'no space left on device',
+};
+
+/** Builds the error for a failed system call, with the errno name first in the message. */
+export function systemError(errno: number, message: string, options: Omit<DmErrorOptions, 'errno'>): DmError {
+  const name = errnoName(errno);
+  const meaning = ERRNO_MEANINGS[name];
+  const text = meaning ? `${message}: ${name} (${meaning})` : `${message}: ${name}`;
+  return new DmError(name, text, { ...options, errno });
+}
