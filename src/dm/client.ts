@@ -35,6 +35,7 @@ import {
   DM_CONTROL_PATH,
   DM_IOCTL_SIZE,
   DM_NAME_LIST_EVENT_NR_MINOR,
+  DM_NAME_LIST_UUID_MINOR,
   DM_VERSION_MAJOR,
   DmFlag,
   dmRequest,
@@ -205,10 +206,10 @@ export class DeviceMapper {
   static open(options: DeviceMapperOptions = {}): DeviceMapper {
     const controlPath = options.controlPath ?? DM_CONTROL_PATH;
     const libc = options.libc ?? loadLibc();
-    if (!options.libc && !fs.existsSync(controlPath)) createControlNode(libc, controlPath);
+    if (!fs.existsSync(controlPath)) createControlNode(libc, controlPath);
     let fd: number;
     try {
-      fd = options.libc ? -1 : fs.openSync(controlPath, fs.constants.O_RDWR);
+      fd = fs.openSync(controlPath, fs.constants.O_RDWR);
     } catch (error) {
       throw controlOpenError(error as NodeJS.ErrnoException, controlPath);
     }
@@ -224,12 +225,13 @@ export class DeviceMapper {
 
   /** Closes the control node; later calls reject with ERR_DM_CLOSED. */
   close(): void {
-    if (this.#fd !== null && this.#fd >= 0) fs.closeSync(this.#fd);
+    if (this.#fd !== null) fs.closeSync(this.#fd);
     this.#fd = null;
   }
 
   /** The kernel's device-mapper interface version, such as [4, 47, 0]. */
   version(): Version {
+    this.#requireOpen('DM_VERSION');
     if (this.#kernelVersion) return this.#kernelVersion;
     const { header } = this.#ioctl('DM_VERSION', {});
     if (header.version[0] !== DM_VERSION_MAJOR) {
@@ -357,7 +359,9 @@ export class DeviceMapper {
 
   /** DM_LIST_DEVICES: every device, with event numbers and uuids where the kernel supplies them. */
   listDevices(): NameListEntry[] {
-    const { header, buf } = this.#ioctl('DM_LIST_DEVICES', {});
+    // DM_UUID_FLAG asks kernels from 4.46 on to append each device's uuid.
+    const flags = this.version()[1] >= DM_NAME_LIST_UUID_MINOR ? DmFlag.DM_UUID_FLAG : 0;
+    const { header, buf } = this.#ioctl('DM_LIST_DEVICES', { flags });
     const withEventNr = header.version[1] >= DM_NAME_LIST_EVENT_NR_MINOR;
     return decodeNameList(buf, header.dataStart, header.dataSize, withEventNr);
   }
@@ -490,10 +494,15 @@ export class DeviceMapper {
    * Issues one ioctl, growing the buffer while the kernel sets
    * DM_BUFFER_FULL_FLAG, and turns a failure into a DmError.
    */
-  #ioctl(command: DmCommandName, request: IoctlRequest): IoctlReply {
+  #requireOpen(command: DmCommandName): number {
     if (this.#fd === null) {
       throw new DmError(DmErrorCode.CLOSED, `Device-mapper handle is closed; open a new one to run ${command}`, { command });
     }
+    return this.#fd;
+  }
+
+  #ioctl(command: DmCommandName, request: IoctlRequest): IoctlReply {
+    const fd = this.#requireOpen(command);
     const { name, uuid: uuidFromId } = deviceFields(request.device);
     const payloadSize = request.payloadSize ?? 0;
     let size = Math.max(this.#initialBufferSize, DM_IOCTL_SIZE + payloadSize);
@@ -512,7 +521,7 @@ export class DeviceMapper {
         uuid: uuidFromId ?? request.uuid,
       });
       request.writePayload?.(buf, DM_IOCTL_SIZE);
-      const result = this.#libc.ioctlBuffer(this.#fd, requestNumber, buf);
+      const result = this.#libc.ioctlBuffer(fd, requestNumber, buf);
       const device = describeDevice(request.device);
       if (result < 0) {
         debug('%s %s flags=%s -> errno %d', command, device ?? '-', flagNames(request.flags ?? 0).join('|') || '0', -result);
@@ -542,10 +551,12 @@ export class DeviceMapper {
   }
 
   #checkReply(command: DmCommandName, header: DmIoctlHeader, size: number, device: string | undefined): void {
-    if (header.dataSize > size || header.dataStart > header.dataSize) {
+    // A reply without payload may set data_size to offsetof(data) = 305,
+    // below data_start: decoders read that as an empty payload.
+    if (header.dataSize > size) {
       throw new DmError(
         DmErrorCode.INVALID_ARGUMENT,
-        `${command} reply is malformed: data_start ${header.dataStart}, data_size ${header.dataSize}, buffer ${size} bytes`,
+        `${command} reply is malformed: data_size ${header.dataSize} exceeds the ${size}-byte buffer`,
         { command, device },
       );
     }

@@ -215,7 +215,9 @@ export function decodeTargetSpecs(buf: Buffer, dataStart: number, dataEnd: numbe
       length: buf.readBigUInt64LE(at + DmTargetSpecOffset.length),
       status: buf.readInt32LE(at + DmTargetSpecOffset.status),
       type: readCString(buf, at + DmTargetSpecOffset.target_type, at + DmTargetSpecOffset.target_type + DM_MAX_TYPE_NAME),
-      params: readCString(buf, at + DM_TARGET_SPEC_SIZE, dataEnd),
+      // The kernel leaves a trailing space after some targets' arguments
+      // (thin-pool prints "... 0 "), so trailing whitespace is dropped.
+      params: readCString(buf, at + DM_TARGET_SPEC_SIZE, dataEnd).trimEnd(),
     });
     at = dataStart + buf.readUInt32LE(at + DmTargetSpecOffset.next);
   }

@@ -134,6 +134,8 @@ export const DM_NAME_LIST_FLAG_HAS_UUID = 1;
 export const DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID = 2;
 /** First interface minor that appends event_nr and flags to each name record. */
 export const DM_NAME_LIST_EVENT_NR_MINOR = 37;
+/** First interface minor that appends uuids when DM_LIST_DEVICES carries DM_UUID_FLAG. */
+export const DM_NAME_LIST_UUID_MINOR = 46;
 
 /** `struct dm_target_versions`: next, version[3], then the name. */
 export const DmTargetVersionsOffset = {
