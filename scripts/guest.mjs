@@ -35,6 +35,9 @@ const HOST_TOOLS = {
   [QEMU_BINARY]: 'qemu-system-x86',
   busybox: 'busybox-static',
   mke2fs: 'e2fsprogs',
+  // Debian's dmsetup is a test-only peer: differential and interop tests run
+  // it next to the library. The library itself never calls it.
+  dmsetup: 'dmsetup',
 };
 // Tools that every Debian system has, used to download and unpack the kernel.
 const DEBIAN_TOOLS = ['apt-get', 'apt-cache', 'dpkg-deb', 'ldd'];

@@ -13,7 +13,7 @@ import { selectModules } from './kernel.mjs';
 
 // Bump when the image recipe changes in a way that baseStamp() does not
 // cover (for example which host files go in), so cached images are rebuilt.
-export const IMAGE_RECIPE_VERSION = 1;
+export const IMAGE_RECIPE_VERSION = 2;
 
 const INIT_TEMPLATE = join(dirname(fileURLToPath(import.meta.url)), 'init.sh');
 export const EXIT_MARKER_PREFIX = '@@DM-GUEST-EXIT';
@@ -24,6 +24,7 @@ const GUEST_NODE = '/usr/local/bin/node';
 const GUEST_BUSYBOX = '/bin/busybox';
 const GUEST_MKE2FS = '/sbin/mke2fs';
 const MKE2FS_ALIASES = ['mkfs.ext2', 'mkfs.ext3', 'mkfs.ext4'];
+const GUEST_DMSETUP = '/sbin/dmsetup';
 const MODULE_LIST_PATH = '/etc/dm-guest/modules';
 
 // Modules that /init loads. modprobe also loads what they depend on.
@@ -106,6 +107,15 @@ function addMke2fs(tree) {
   }
 }
 
+// Debian's dmsetup, a peer for tests that compare the library with libdevmapper.
+function addDmsetup(tree) {
+  const dmsetup = findExecutable('dmsetup');
+  if (dmsetup === null) {
+    throw new GuestError('dmsetup not found on the host: install the dmsetup package');
+  }
+  addWithLibraries(tree, dmsetup, GUEST_DMSETUP);
+}
+
 function addModules(tree, kernel) {
   const selection = selectModules(kernel.modulesDir, {
     required: REQUIRED_MODULES,
@@ -143,6 +153,7 @@ function buildBaseTree(kernel) {
   }
   addWithLibraries(tree, process.execPath, GUEST_NODE);
   addMke2fs(tree);
+  addDmsetup(tree);
   const busybox = findExecutable('busybox');
   if (busybox === null) {
     throw new GuestError('busybox not found on the host: install busybox-static');

@@ -45,7 +45,7 @@ import {
 import { DmError, DmErrorCode, systemError } from '../ioctl/errors.js';
 import { libc as loadLibc, S_IFCHR, type Libc } from '../ioctl/libc.js';
 import { checkName, checkUuid } from './names.js';
-import type { DeviceId, DeviceInfo, MissingDevice, NodeOperation, NodeSync, TableTarget } from './types.js';
+import type { DeviceId, DeviceInfo, MissingDevice, NodeOperation, NodeSync, NodeSyncOutcome, TableTarget } from './types.js';
 
 const debug = debuglog('dm');
 
@@ -299,12 +299,12 @@ export class DeviceMapper {
    */
   async resume(device: DeviceId): Promise<DeviceInfo> {
     checkDevice(device, 'DM_DEV_SUSPEND');
-    const header = await this.#withNodeSync(
+    const { header, outcome } = await this.#withNodeSync(
       'resume',
       (eventNr) => this.#ioctl('DM_DEV_SUSPEND', { device, eventNr }).header,
       (reply) => ({ kind: 'resume', name: reply.name }),
     );
-    return deviceInfo(header);
+    return { ...deviceInfo(header), nodeSync: outcome };
   }
 
   /** DM_DEV_STATUS; a device the kernel does not know gives `{ exists: false }`. */
@@ -408,7 +408,7 @@ export class DeviceMapper {
     checkDevice(device, 'DM_DEV_RENAME');
     checkName(newName, 'DM_DEV_RENAME');
     const size = Buffer.byteLength(newName, 'utf8') + 1;
-    const header = await this.#withNodeSync(
+    const { header, outcome } = await this.#withNodeSync(
       'rename',
       (eventNr) =>
         this.#ioctl('DM_DEV_RENAME', {
@@ -421,7 +421,7 @@ export class DeviceMapper {
         }).header,
       (reply) => ({ kind: 'rename', name: reply.name, newName }),
     );
-    return deviceInfo(header);
+    return { ...deviceInfo(header), nodeSync: outcome };
   }
 
   /**
@@ -463,8 +463,8 @@ export class DeviceMapper {
     kind: NodeOperation['kind'],
     run: (eventNr: number) => DmIoctlHeader,
     operation: (reply: DmIoctlHeader) => NodeOperation,
-  ): Promise<DmIoctlHeader> {
-    if (!this.#nodeSync) return run(0);
+  ): Promise<{ header: DmIoctlHeader; outcome: NodeSyncOutcome }> {
+    if (!this.#nodeSync) return { header: run(0), outcome: 'none' };
     const task = this.#nodeSync.begin(kind);
     let header: DmIoctlHeader;
     try {
@@ -474,8 +474,8 @@ export class DeviceMapper {
       throw error;
     }
     // The reply carries the kernel's name even for a device addressed by uuid.
-    await task.finish(operation(header), header, decodeDev(header.dev));
-    return header;
+    const outcome = await task.finish(operation(header), header, decodeDev(header.dev));
+    return { header, outcome };
   }
 
   #busyError(device: DeviceId, cause: DmError, attempts: number): DmError {

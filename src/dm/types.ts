@@ -24,6 +24,8 @@ export interface DeviceInfo {
   inactiveTable: boolean;
   /** A deferred remove is pending until the last opener closes it. */
   deferredRemove: boolean;
+  /** How /dev/mapper was updated, on results of resume and rename. */
+  nodeSync?: NodeSyncOutcome;
 }
 
 /** The result of `info()` for a device the kernel does not know. */
@@ -48,9 +50,17 @@ export type NodeOperation =
  */
 export interface NodeSyncTask {
   readonly eventNr: number;
-  finish(operation: NodeOperation, reply: DmIoctlHeader, dev: DevNumber): Promise<void>;
+  finish(operation: NodeOperation, reply: DmIoctlHeader, dev: DevNumber): Promise<NodeSyncOutcome>;
   abort(): void;
 }
+
+/**
+ * How the node update ended: `direct` when the library made the node itself,
+ * `udev` when udev completed the cookie, `no-uevent` when the kernel sent no
+ * uevent, `timeout` when udev did not answer in time (the library then made
+ * sure of the node itself).
+ */
+export type NodeSyncOutcome = 'direct' | 'udev' | 'no-uevent' | 'timeout' | 'none';
 
 /**
  * Keeps /dev/mapper in step with the kernel around the commands that produce

@@ -35,7 +35,10 @@ export class DirectNodes implements NodeSync {
   begin(): NodeSyncTask {
     return {
       eventNr: 0,
-      finish: async (operation: NodeOperation, _reply, dev: DevNumber) => this.apply(operation, dev),
+      finish: async (operation: NodeOperation, _reply, dev: DevNumber) => {
+        this.apply(operation, dev);
+        return 'direct' as const;
+      },
       abort: () => {},
     };
   }
