@@ -1,6 +1,6 @@
 // The device-mapper client: one method per ioctl command on
 // /dev/mapper/control. Commands the kernel completes at once are synchronous;
-// the ones that wait (for udev, or between retries) return promises.
+// the ones that wait (for udev, for an event, between retries) return promises.
 
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -15,7 +15,7 @@ import {
   decodeTargetDeps,
   decodeTargetSpecs,
   decodeTargetVersions,
-  encodeHeader,
+  encodeDev,
   encodeTargetMsg,
   encodeTargetSpecs,
   readCString,
@@ -29,46 +29,43 @@ import {
   type Version,
 } from '../ioctl/codec.js';
 import {
-  DM_COMMAND_MIN_VERSION,
   DM_CONTROL_MAJOR,
   DM_CONTROL_MINOR,
   DM_CONTROL_PATH,
-  DM_IOCTL_SIZE,
   DM_NAME_LIST_EVENT_NR_MINOR,
   DM_NAME_LIST_UUID_MINOR,
   DM_VERSION_MAJOR,
   DmFlag,
-  dmRequest,
-  flagNames,
   type DmCommandName,
 } from '../ioctl/constants.js';
 import { DmError, DmErrorCode, systemError } from '../ioctl/errors.js';
 import { libc as loadLibc, S_IFCHR, type Libc } from '../ioctl/libc.js';
+import { waitForEvent, type WaitEventOptions } from './events.js';
+import { demangleName, mangleName, type NameMangling } from './mangle.js';
 import { checkName, checkUuid } from './names.js';
+import { DmTransport, type IoctlReply, type IoctlRequest, type TransportOptions } from './transport.js';
 import type { DeviceId, DeviceInfo, MissingDevice, NodeOperation, NodeSync, NodeSyncOutcome, TableTarget } from './types.js';
 
-const debug = debuglog('dm');
+export { DEFAULT_INITIAL_BUFFER_SIZE, DEFAULT_MAX_BUFFER_SIZE } from './transport.js';
 
-/** First buffer size for commands whose reply can grow (libdm starts at 16 KiB too). */
-export const DEFAULT_INITIAL_BUFFER_SIZE = 16 * 1024;
-/** Largest buffer the client grows to on DM_BUFFER_FULL_FLAG before giving up. */
-export const DEFAULT_MAX_BUFFER_SIZE = 256 * 1024 * 1024;
-/** Upper bound of `data_size`, a __u32. */
-const DATA_SIZE_LIMIT = 0xffffffff;
+const debug = debuglog('dm');
 
 /** libdm's DM_IOCTL_RETRIES and DM_RETRY_USLEEP_DELAY: 25 tries 200 ms apart. */
 export const DEFAULT_REMOVE_RETRIES = 25;
 export const DEFAULT_REMOVE_RETRY_DELAY_MS = 200;
 
-export interface DeviceMapperOptions {
+/** The message that cancels a pending deferred remove (dm-ioctl.c message_for_md). */
+export const CANCEL_DEFERRED_REMOVE_MESSAGE = '@cancel_deferred_remove';
+
+export interface DeviceMapperOptions extends TransportOptions {
   /** Path of the control node; default /dev/mapper/control. */
   controlPath?: string;
   /** The system-call binding; tests pass a fake kernel here. */
   libc?: Libc;
   /** Keeps /dev/mapper nodes in step; omit to leave nodes alone. */
   nodeSync?: NodeSync;
-  initialBufferSize?: number;
-  maxBufferSize?: number;
+  /** How names with bytes udev cannot carry are sent (default `auto`, as libdm). */
+  nameMangling?: NameMangling;
 }
 
 export interface CreateOptions {
@@ -81,7 +78,7 @@ export interface CreateOptions {
 
 export interface LoadOptions {
   readOnly?: boolean;
-  /** DM_SECURE_DATA_FLAG: the kernel wipes the buffer (for crypt keys). */
+  /** DM_SECURE_DATA_FLAG: the kernel wipes its copy of the buffer (for crypt keys). */
   secure?: boolean;
 }
 
@@ -109,45 +106,28 @@ export interface StatusOptions {
   noflush?: boolean;
 }
 
+export interface MessageOptions {
+  /** DM_SECURE_DATA_FLAG: the kernel wipes its copy (for key messages). */
+  secure?: boolean;
+}
+
 export interface CreateDeviceOptions extends CreateOptions {
   table: readonly TableTarget[];
 }
 
-interface IoctlRequest {
-  device?: DeviceId;
-  /** The uuid DM_DEV_CREATE gives a new device named by `device`. */
-  uuid?: string;
-  flags?: number;
-  eventNr?: number;
-  dev?: bigint;
-  targetCount?: number;
-  /** Bytes the payload after the header needs. */
-  payloadSize?: number;
-  writePayload?: (buf: Buffer, offset: number) => void;
-  /** Text added to the error message when the ioctl fails. */
-  context?: string;
+/** Disk geometry as DM_DEV_SET_GEOMETRY takes it (the HDIO_GETGEO answer). */
+export interface Geometry {
+  cylinders: number;
+  heads: number;
+  sectors: number;
+  /** First sector of the device on the disk. */
+  start: number;
 }
 
-interface IoctlReply {
-  header: DmIoctlHeader;
-  buf: Buffer;
-}
-
-function deviceFields(device: DeviceId | undefined): { name?: string; uuid?: string } {
-  if (device === undefined) return {};
-  if (typeof device === 'string') return { name: device };
-  return 'uuid' in device ? { uuid: device.uuid } : { name: device.name };
-}
-
-function describeDevice(device: DeviceId | undefined): string | undefined {
-  const { name, uuid } = deviceFields(device);
-  return name ?? (uuid === undefined ? undefined : `uuid ${uuid}`);
-}
-
-function checkDevice(device: DeviceId, command: DmCommandName): void {
-  const { name, uuid } = deviceFields(device);
-  if (uuid !== undefined) checkUuid(uuid, command);
-  else checkName(name as string, command);
+/** What DM_DEV_WAIT returns: the device and the status of each target. */
+export interface DeviceEvent {
+  info: DeviceInfo;
+  targets: TargetReply[];
 }
 
 /** Formats table lines the way `dmsetup table` prints them. */
@@ -155,13 +135,13 @@ export function formatTable(targets: readonly TableTarget[]): string {
   return targets.map((t) => `${t.start} ${t.length} ${t.type}${t.params ? ` ${t.params}` : ''}`).join('\n');
 }
 
-/** Builds the DeviceInfo of a DM_DEV_STATUS style reply. */
-export function deviceInfo(header: DmIoctlHeader): DeviceInfo {
+/** Builds the DeviceInfo of a reply header; `name` is the demangled name. */
+export function deviceInfo(header: DmIoctlHeader, name = header.name): DeviceInfo {
   const { major, minor } = decodeDev(header.dev);
   const has = (bit: number): boolean => (header.flags & bit) !== 0;
   return {
     exists: true,
-    name: header.name,
+    name,
     uuid: header.uuid,
     major,
     minor,
@@ -178,25 +158,16 @@ export function deviceInfo(header: DmIoctlHeader): DeviceInfo {
 
 /** A handle on /dev/mapper/control. Call close() when done. */
 export class DeviceMapper {
-  #fd: number | null;
-  readonly #libc: Libc;
+  readonly #transport: DmTransport;
   readonly #nodeSync: NodeSync | undefined;
-  readonly #initialBufferSize: number;
-  readonly #maxBufferSize: number;
-  #kernelVersion: Version | undefined;
+  readonly #mangling: NameMangling;
+  readonly #controlPath: string;
 
-  private constructor(fd: number, libc: Libc, options: DeviceMapperOptions) {
-    this.#fd = fd;
-    this.#libc = libc;
+  private constructor(transport: DmTransport, controlPath: string, options: DeviceMapperOptions) {
+    this.#transport = transport;
+    this.#controlPath = controlPath;
     this.#nodeSync = options.nodeSync;
-    this.#initialBufferSize = options.initialBufferSize ?? DEFAULT_INITIAL_BUFFER_SIZE;
-    this.#maxBufferSize = Math.min(options.maxBufferSize ?? DEFAULT_MAX_BUFFER_SIZE, DATA_SIZE_LIMIT);
-    if (this.#initialBufferSize < DM_IOCTL_SIZE || this.#initialBufferSize > this.#maxBufferSize) {
-      throw new DmError(
-        DmErrorCode.INVALID_ARGUMENT,
-        `Invalid initialBufferSize ${this.#initialBufferSize}: it must lie between ${DM_IOCTL_SIZE} and maxBufferSize ${this.#maxBufferSize}`,
-      );
-    }
+    this.#mangling = options.nameMangling ?? 'auto';
   }
 
   /**
@@ -206,14 +177,14 @@ export class DeviceMapper {
   static open(options: DeviceMapperOptions = {}): DeviceMapper {
     const controlPath = options.controlPath ?? DM_CONTROL_PATH;
     const libc = options.libc ?? loadLibc();
-    if (!fs.existsSync(controlPath)) createControlNode(libc, controlPath);
-    let fd: number;
+    const fd = openControl(libc, controlPath);
+    let dm: DeviceMapper;
     try {
-      fd = fs.openSync(controlPath, fs.constants.O_RDWR);
+      dm = new DeviceMapper(new DmTransport(fd, libc, options), controlPath, options);
     } catch (error) {
-      throw controlOpenError(error as NodeJS.ErrnoException, controlPath);
+      fs.closeSync(fd);
+      throw error;
     }
-    const dm = new DeviceMapper(fd, libc, options);
     try {
       dm.version();
     } catch (error) {
@@ -225,15 +196,24 @@ export class DeviceMapper {
 
   /** Closes the control node; later calls reject with ERR_DM_CLOSED. */
   close(): void {
-    if (this.#fd !== null) fs.closeSync(this.#fd);
-    this.#fd = null;
+    const fd = this.#transport.detach();
+    if (fd !== null) fs.closeSync(fd);
   }
 
-  /** The kernel's device-mapper interface version, such as [4, 47, 0]. */
+  /** DM_VERSION: the kernel's interface version, such as [4, 47, 0] (asked once, then cached). */
   version(): Version {
-    this.#requireOpen('DM_VERSION');
-    if (this.#kernelVersion) return this.#kernelVersion;
-    const { header } = this.#ioctl('DM_VERSION', {});
+    this.#transport.requireFd('DM_VERSION');
+    if (this.#transport.kernelVersion) return this.#transport.kernelVersion;
+    let header: DmIoctlHeader;
+    try {
+      header = this.#transport.run('DM_VERSION', {}).header;
+    } catch (error) {
+      // A kernel with another major version rejects the request with EINVAL
+      // but still writes its own version into the header it returns.
+      const rejected = error instanceof DmError ? (error as DmError & { reply?: Buffer }).reply : undefined;
+      if (!(error instanceof DmError) || error.code !== 'EINVAL' || !rejected) throw error;
+      header = decodeHeader(rejected);
+    }
     if (header.version[0] !== DM_VERSION_MAJOR) {
       throw new DmError(
         DmErrorCode.UNSUPPORTED_BY_KERNEL,
@@ -241,79 +221,86 @@ export class DeviceMapper {
         { command: 'DM_VERSION' },
       );
     }
-    this.#kernelVersion = header.version;
+    this.#transport.kernelVersion = header.version;
     return header.version;
   }
 
   /** DM_DEV_CREATE: a new device with no table. */
   create(name: string, options: CreateOptions = {}): DeviceInfo {
-    checkName(name, 'DM_DEV_CREATE');
+    const kernelName = this.#kernelName(name, 'DM_DEV_CREATE');
     if (options.uuid !== undefined) checkUuid(options.uuid, 'DM_DEV_CREATE', name);
     let flags = options.readOnly ? DmFlag.DM_READONLY_FLAG : 0;
     let dev: bigint | undefined;
     if (options.minor !== undefined) {
       flags |= DmFlag.DM_PERSISTENT_DEV_FLAG;
-      dev = BigInt(options.minor);
+      // The kernel takes MINOR(huge_decode_dev(dev)), so encode it as libdm's MKDEV does.
+      dev = encodeDev({ major: 0, minor: options.minor });
     }
-    const { header } = this.#ioctl('DM_DEV_CREATE', { device: name, uuid: options.uuid, flags, dev });
-    return deviceInfo(header);
+    return this.#info(this.#run('DM_DEV_CREATE', { name: kernelName, device: name, uuid: options.uuid, flags, dev }));
   }
 
   /** DM_TABLE_LOAD: loads `table` as the device's inactive table. */
   load(device: DeviceId, table: readonly TableTarget[], options: LoadOptions = {}): DeviceInfo {
-    checkDevice(device, 'DM_TABLE_LOAD');
-    checkTable(table, describeDevice(device));
+    const id = this.#id(device, 'DM_TABLE_LOAD');
+    checkTable(table, id.device);
     let flags = 0;
     if (options.readOnly) flags |= DmFlag.DM_READONLY_FLAG;
     if (options.secure) flags |= DmFlag.DM_SECURE_DATA_FLAG;
     const payloadSize = table.reduce((sum, t) => sum + targetSpecSize(t), 0);
-    const { header } = this.#ioctl('DM_TABLE_LOAD', {
-      device,
-      flags,
-      targetCount: table.length,
-      payloadSize,
-      writePayload: (buf, offset) => encodeTargetSpecs(buf, offset, table),
-      context: `table ${JSON.stringify(formatTable(table))} (the kernel log names the rejected argument)`,
-    });
-    return deviceInfo(header);
+    const context = options.secure
+      ? `${table.length} target(s), parameters hidden (the kernel log names the rejected argument)`
+      : `table ${JSON.stringify(formatTable(table))} (the kernel log names the rejected argument)`;
+    return this.#info(
+      this.#run('DM_TABLE_LOAD', {
+        ...id,
+        flags,
+        targetCount: table.length,
+        payloadSize,
+        writePayload: (buf, offset) => encodeTargetSpecs(buf, offset, table),
+        context,
+      }),
+    );
   }
 
   /** DM_TABLE_CLEAR: drops the inactive table. */
   clear(device: DeviceId): DeviceInfo {
-    checkDevice(device, 'DM_TABLE_CLEAR');
-    return deviceInfo(this.#ioctl('DM_TABLE_CLEAR', { device }).header);
+    return this.#info(this.#run('DM_TABLE_CLEAR', this.#id(device, 'DM_TABLE_CLEAR')));
   }
 
   /** DM_DEV_SUSPEND with DM_SUSPEND_FLAG. */
   suspend(device: DeviceId, options: SuspendOptions = {}): DeviceInfo {
-    checkDevice(device, 'DM_DEV_SUSPEND');
     let flags = DmFlag.DM_SUSPEND_FLAG;
     if (options.noflush) flags |= DmFlag.DM_NOFLUSH_FLAG;
     if (options.nolockfs) flags |= DmFlag.DM_SKIP_LOCKFS_FLAG;
-    return deviceInfo(this.#ioctl('DM_DEV_SUSPEND', { device, flags }).header);
+    return this.#info(this.#run('DM_DEV_SUSPEND', { ...this.#id(device, 'DM_DEV_SUSPEND'), flags }));
   }
 
   /**
    * DM_DEV_SUSPEND without DM_SUSPEND_FLAG: makes a loaded table live and
    * resumes I/O; the device's node exists when the promise resolves.
    */
-  async resume(device: DeviceId): Promise<DeviceInfo> {
-    checkDevice(device, 'DM_DEV_SUSPEND');
-    const { header, outcome } = await this.#withNodeSync(
+  async resume(device: DeviceId, options: SuspendOptions = {}): Promise<DeviceInfo> {
+    const id = this.#id(device, 'DM_DEV_SUSPEND');
+    let flags = 0;
+    if (options.noflush) flags |= DmFlag.DM_NOFLUSH_FLAG;
+    if (options.nolockfs) flags |= DmFlag.DM_SKIP_LOCKFS_FLAG;
+    const { reply, outcome } = await this.#withNodeSync(
       'resume',
-      (eventNr) => this.#ioctl('DM_DEV_SUSPEND', { device, eventNr }).header,
-      (reply) => ({ kind: 'resume', name: reply.name }),
+      (eventNr) => this.#run('DM_DEV_SUSPEND', { ...id, flags, eventNr }),
+      (header) => ({ kind: 'resume', name: header.name }),
     );
-    return { ...deviceInfo(header), nodeSync: outcome };
+    return { ...this.#info(reply), nodeSync: outcome };
   }
 
   /** DM_DEV_STATUS; a device the kernel does not know gives `{ exists: false }`. */
   info(device: DeviceId): DeviceInfo | MissingDevice {
-    checkDevice(device, 'DM_DEV_STATUS');
+    const id = this.#id(device, 'DM_DEV_STATUS');
     try {
-      return deviceInfo(this.#ioctl('DM_DEV_STATUS', { device }).header);
+      return this.#info(this.#run('DM_DEV_STATUS', id));
     } catch (error) {
-      if (error instanceof DmError && error.notFound) return { exists: false, ...deviceFields(device) };
+      if (error instanceof DmError && error.notFound) {
+        return typeof device === 'string' ? { exists: false, name: device } : { exists: false, ...device };
+      }
       throw error;
     }
   }
@@ -328,10 +315,10 @@ export class DeviceMapper {
     return this.#tableStatus(device, 0, options);
   }
 
-  /** DM_TABLE_DEPS: device numbers the live table uses. */
-  deps(device: DeviceId): DevNumber[] {
-    checkDevice(device, 'DM_TABLE_DEPS');
-    const { header, buf } = this.#ioctl('DM_TABLE_DEPS', { device });
+  /** DM_TABLE_DEPS: device numbers the live (or, with `inactive`, the loaded) table uses. */
+  deps(device: DeviceId, options: { inactive?: boolean } = {}): DevNumber[] {
+    const flags = options.inactive ? DmFlag.DM_QUERY_INACTIVE_TABLE_FLAG : 0;
+    const { header, buf } = this.#run('DM_TABLE_DEPS', { ...this.#id(device, 'DM_TABLE_DEPS'), flags });
     return decodeTargetDeps(buf, header.dataStart, header.dataSize).map(decodeDev);
   }
 
@@ -339,19 +326,20 @@ export class DeviceMapper {
    * DM_TARGET_MSG: sends `message` to the target that maps `sector`. Returns
    * the target's reply text, or undefined when it sent none.
    */
-  message(device: DeviceId, sector: bigint | number, message: string): string | undefined {
-    checkDevice(device, 'DM_TARGET_MSG');
-    if (message.length === 0) {
-      throw new DmError(DmErrorCode.INVALID_ARGUMENT, 'Invalid target message: it is empty', {
+  message(device: DeviceId, sector: bigint | number, message: string, options: MessageOptions = {}): string | undefined {
+    const id = this.#id(device, 'DM_TARGET_MSG');
+    if (message.length === 0 || message.includes('\0')) {
+      throw new DmError(DmErrorCode.INVALID_ARGUMENT, `Invalid target message ${JSON.stringify(message)}: it must be non-empty text without NUL bytes`, {
         command: 'DM_TARGET_MSG',
-        device: describeDevice(device),
+        device: id.device,
       });
     }
-    const { header, buf } = this.#ioctl('DM_TARGET_MSG', {
-      device,
+    const { header, buf } = this.#run('DM_TARGET_MSG', {
+      ...id,
+      flags: options.secure ? DmFlag.DM_SECURE_DATA_FLAG : 0,
       payloadSize: targetMsgSize(message),
       writePayload: (b, offset) => encodeTargetMsg(b, offset, BigInt(sector), message),
-      context: `message ${JSON.stringify(message)}`,
+      context: options.secure ? 'message hidden' : `message ${JSON.stringify(message)}`,
     });
     if ((header.flags & DmFlag.DM_DATA_OUT_FLAG) === 0) return undefined;
     return readCString(buf, header.dataStart, header.dataSize);
@@ -361,15 +349,31 @@ export class DeviceMapper {
   listDevices(): NameListEntry[] {
     // DM_UUID_FLAG asks kernels from 4.46 on to append each device's uuid.
     const flags = this.version()[1] >= DM_NAME_LIST_UUID_MINOR ? DmFlag.DM_UUID_FLAG : 0;
-    const { header, buf } = this.#ioctl('DM_LIST_DEVICES', { flags });
+    const { header, buf } = this.#run('DM_LIST_DEVICES', { flags });
     const withEventNr = header.version[1] >= DM_NAME_LIST_EVENT_NR_MINOR;
-    return decodeNameList(buf, header.dataStart, header.dataSize, withEventNr);
+    return decodeNameList(buf, header.dataStart, header.dataSize, withEventNr).map((entry) => ({
+      ...entry,
+      name: demangleName(entry.name, this.#mangling),
+    }));
   }
 
   /** DM_LIST_VERSIONS: the target types the kernel has loaded, with versions. */
   listVersions(): TargetVersion[] {
-    const { header, buf } = this.#ioctl('DM_LIST_VERSIONS', {});
+    const { header, buf } = this.#run('DM_LIST_VERSIONS', {});
     return decodeTargetVersions(buf, header.dataStart, header.dataSize);
+  }
+
+  /** DM_GET_TARGET_VERSION: the version of one target type, loading its module if needed (4.41). */
+  targetVersion(type: string): Version {
+    const { header, buf } = this.#run('DM_GET_TARGET_VERSION', { name: type, device: type });
+    const [found] = decodeTargetVersions(buf, header.dataStart, header.dataSize);
+    if (!found) {
+      throw new DmError('ENOENT', `Target type ${JSON.stringify(type)} is not known to the kernel; load its module`, {
+        command: 'DM_GET_TARGET_VERSION',
+        device: type,
+      });
+    }
+    return found.version;
   }
 
   /**
@@ -377,7 +381,7 @@ export class DeviceMapper {
    * when the retries run out the error reports the device's open count.
    */
   async remove(device: DeviceId, options: RemoveOptions = {}): Promise<void> {
-    checkDevice(device, 'DM_DEV_REMOVE');
+    const id = this.#id(device, 'DM_DEV_REMOVE');
     const flags = options.deferred ? DmFlag.DM_DEFERRED_REMOVE : 0;
     const retries = options.retry === true ? DEFAULT_REMOVE_RETRIES : options.retry || 0;
     const delayMs = options.retryDelayMs ?? DEFAULT_REMOVE_RETRY_DELAY_MS;
@@ -385,8 +389,8 @@ export class DeviceMapper {
       try {
         await this.#withNodeSync(
           'remove',
-          (eventNr) => this.#ioctl('DM_DEV_REMOVE', { device, flags, eventNr }).header,
-          (reply) => ({ kind: 'remove', name: reply.name }),
+          (eventNr) => this.#run('DM_DEV_REMOVE', { ...id, flags, eventNr }),
+          (header) => ({ kind: 'remove', name: header.name }),
         );
         return;
       } catch (error) {
@@ -394,34 +398,134 @@ export class DeviceMapper {
         if (error.notFound && options.ignoreMissing) return;
         if (!error.busy) throw error;
         if (attempt < retries) {
-          debug('DM_DEV_REMOVE %s busy, retry %d of %d in %d ms', describeDevice(device), attempt + 1, retries, delayMs);
+          debug('DM_DEV_REMOVE %s busy, retry %d of %d in %d ms', id.device, attempt + 1, retries, delayMs);
           await sleep(delayMs);
           continue;
         }
-        throw this.#busyError(device, error, attempt + 1);
+        throw this.#busyError(device, id.device, error, attempt + 1);
       }
     }
   }
 
+  /** Cancels a deferred remove that is still pending (the `@cancel_deferred_remove` message). */
+  cancelDeferredRemove(device: DeviceId): void {
+    this.message(device, 0, CANCEL_DEFERRED_REMOVE_MESSAGE);
+  }
+
+  /**
+   * DM_REMOVE_ALL: removes every device that is not open; with `deferred`,
+   * open ones are marked for deferred removal. Returns the names removed.
+   */
+  removeAll(options: { deferred?: boolean } = {}): string[] {
+    const before = this.listDevices();
+    this.#run('DM_REMOVE_ALL', { flags: options.deferred ? DmFlag.DM_DEFERRED_REMOVE : 0 });
+    const left = new Set(this.listDevices().map((d) => d.name));
+    const removed = before.filter((d) => !left.has(d.name)).map((d) => d.name);
+    for (const name of removed) this.#nodeSync?.nodeRemoved?.(mangleName(name, this.#mangling));
+    return removed;
+  }
+
   /** DM_DEV_RENAME: gives the device a new name. */
   async rename(device: DeviceId, newName: string): Promise<DeviceInfo> {
-    checkDevice(device, 'DM_DEV_RENAME');
-    checkName(newName, 'DM_DEV_RENAME');
-    const size = Buffer.byteLength(newName, 'utf8') + 1;
-    const { header, outcome } = await this.#withNodeSync(
+    // The kernel's rename finds the old device by name only, so a uuid is
+    // turned into the device's name first.
+    const id = this.#nameOf(device, 'DM_DEV_RENAME');
+    const kernelNewName = this.#kernelName(newName, 'DM_DEV_RENAME');
+    const { reply, outcome } = await this.#withNodeSync(
       'rename',
-      (eventNr) =>
-        this.#ioctl('DM_DEV_RENAME', {
-          device,
-          eventNr,
-          payloadSize: size,
-          writePayload: (buf, offset) => {
-            buf.write(newName, offset, 'utf8');
-          },
-        }).header,
-      (reply) => ({ kind: 'rename', name: reply.name, newName }),
+      (eventNr) => this.#run('DM_DEV_RENAME', { ...id, eventNr, ...stringPayload(kernelNewName) }),
+      (header) => ({ kind: 'rename', name: header.name, newName: kernelNewName }),
     );
-    return { ...deviceInfo(header), nodeSync: outcome };
+    return { ...this.#info(reply, newName), nodeSync: outcome };
+  }
+
+  /** DM_DEV_RENAME with DM_UUID_FLAG: sets the uuid of a device that has none (the kernel allows no change). */
+  async setUuid(device: DeviceId, uuid: string): Promise<DeviceInfo> {
+    const id = this.#nameOf(device, 'DM_DEV_RENAME');
+    checkUuid(uuid, 'DM_DEV_RENAME', id.device);
+    const { reply, outcome } = await this.#withNodeSync(
+      'rename',
+      (eventNr) => this.#run('DM_DEV_RENAME', { ...id, eventNr, flags: DmFlag.DM_UUID_FLAG, ...stringPayload(uuid) }),
+      (header) => ({ kind: 'rename', name: header.name, newName: header.name }),
+    );
+    return { ...this.#info(reply), nodeSync: outcome };
+  }
+
+  /** DM_DEV_SET_GEOMETRY: the geometry HDIO_GETGEO reports for the device. */
+  setGeometry(device: DeviceId, geometry: Geometry): void {
+    const id = this.#id(device, 'DM_DEV_SET_GEOMETRY');
+    for (const [field, value] of Object.entries(geometry)) {
+      if (!Number.isInteger(value) || value < 0) {
+        throw new DmError(DmErrorCode.INVALID_ARGUMENT, `Invalid geometry ${field} ${value}: use a non-negative integer`, {
+          command: 'DM_DEV_SET_GEOMETRY',
+          device: id.device,
+        });
+      }
+    }
+    const text = `${geometry.cylinders} ${geometry.heads} ${geometry.sectors} ${geometry.start}`;
+    this.#run('DM_DEV_SET_GEOMETRY', { ...id, ...stringPayload(text) });
+  }
+
+  /** DM_DEV_ARM_POLL: makes poll(2) on the control descriptor report the next dm event (4.36). */
+  armPoll(fd?: number): void {
+    this.#run('DM_DEV_ARM_POLL', { fd });
+  }
+
+  /**
+   * DM_DEV_WAIT on a worker thread: resolves when the device's event number
+   * differs from `eventNr`, with the target status lines.
+   * NOTE: the kernel wait cannot be cancelled; use waitEvent() to wait with
+   * an AbortSignal or a timeout.
+   */
+  async devWait(device: DeviceId, eventNr: number, options: StatusOptions = {}): Promise<DeviceEvent> {
+    const id = this.#id(device, 'DM_DEV_WAIT');
+    let flags = 0;
+    if (options.inactive) flags |= DmFlag.DM_QUERY_INACTIVE_TABLE_FLAG;
+    if (options.noflush) flags |= DmFlag.DM_NOFLUSH_FLAG;
+    const { header, buf } = await this.#transport.runAsync('DM_DEV_WAIT', { ...id, flags, eventNr });
+    return { info: this.#info({ header, buf }), targets: decodeTargetSpecs(buf, header.dataStart, header.dataSize, header.targetCount) };
+  }
+
+  /**
+   * Waits until the device's event number differs from `eventNr` and returns
+   * its info. Built on DM_DEV_ARM_POLL and poll(2) on a descriptor of its own,
+   * so it never blocks the event loop and stops on `signal` or `timeoutMs`.
+   */
+  waitEvent(device: DeviceId, eventNr: number, options: WaitEventOptions = {}): Promise<DeviceInfo> {
+    const id = this.#id(device, 'DM_DEV_ARM_POLL');
+    this.#transport.checkSupported('DM_DEV_ARM_POLL', 0, id.device);
+    return waitForEvent(
+      {
+        controlPath: this.#controlPath,
+        libc: this.#transport.libc,
+        armPoll: (fd) => this.armPoll(fd),
+        eventNr: () => {
+          const info = this.info(device);
+          if (!info.exists) {
+            throw new DmError('ENXIO', `Device "${id.device}" disappeared while waiting for event ${eventNr}`, {
+              errno: osConstants.errno.ENXIO,
+              command: 'DM_DEV_STATUS',
+              device: id.device,
+            });
+          }
+          return info;
+        },
+      },
+      eventNr,
+      options,
+    );
+  }
+
+  /** Yields the device's info each time its event number changes, until `signal` aborts. */
+  async *events(device: DeviceId, options: { signal?: AbortSignal } = {}): AsyncGenerator<DeviceInfo> {
+    const first = this.info(device);
+    if (!first.exists) throw this.#missing(device, 'DM_DEV_STATUS');
+    let eventNr = first.eventNr;
+    for (;;) {
+      const info = await this.waitEvent(device, eventNr, { signal: options.signal });
+      eventNr = info.eventNr;
+      yield info;
+    }
   }
 
   /**
@@ -429,7 +533,7 @@ export class DeviceMapper {
    * device is removed again and the error names the failed step.
    */
   async createDevice(name: string, options: CreateDeviceOptions): Promise<DeviceInfo> {
-    checkName(name, 'DM_DEV_CREATE');
+    this.#kernelName(name, 'DM_DEV_CREATE');
     checkTable(options.table, name);
     this.create(name, options);
     let step = 'DM_TABLE_LOAD';
@@ -442,125 +546,103 @@ export class DeviceMapper {
         debug('rollback of %s failed: %s', name, (cleanupError as Error).message);
       });
       const reason = error instanceof Error ? error.message : String(error);
-      throw new DmError(
-        error instanceof DmError ? error.code : DmErrorCode.STEP_FAILED,
-        `Creating device "${name}" failed at ${step}, so it was removed again. ${reason}`,
-        { command: error instanceof DmError ? error.command : undefined, device: name, errno: (error as DmError).errno, cause: error },
-      );
+      const dmError = error instanceof DmError ? error : undefined;
+      throw new DmError(dmError?.code ?? DmErrorCode.STEP_FAILED, `Creating device "${name}" failed at ${step}, so it was removed again. ${reason}`, {
+        command: dmError?.command,
+        syscall: dmError?.syscall,
+        device: name,
+        errno: dmError?.errno,
+        cause: error,
+      });
     }
   }
 
   #tableStatus(device: DeviceId, baseFlags: number, options: StatusOptions): TargetReply[] {
-    checkDevice(device, 'DM_TABLE_STATUS');
     let flags = baseFlags;
     if (options.inactive) flags |= DmFlag.DM_QUERY_INACTIVE_TABLE_FLAG;
     if (options.noflush) flags |= DmFlag.DM_NOFLUSH_FLAG;
-    const { header, buf } = this.#ioctl('DM_TABLE_STATUS', { device, flags });
+    const { header, buf } = this.#run('DM_TABLE_STATUS', { ...this.#id(device, 'DM_TABLE_STATUS'), flags });
     return decodeTargetSpecs(buf, header.dataStart, header.dataSize, header.targetCount);
   }
 
   async #withNodeSync(
     kind: NodeOperation['kind'],
-    run: (eventNr: number) => DmIoctlHeader,
-    operation: (reply: DmIoctlHeader) => NodeOperation,
-  ): Promise<{ header: DmIoctlHeader; outcome: NodeSyncOutcome }> {
-    if (!this.#nodeSync) return { header: run(0), outcome: 'none' };
+    run: (eventNr: number) => IoctlReply,
+    operation: (header: DmIoctlHeader) => NodeOperation,
+  ): Promise<{ reply: IoctlReply; outcome: NodeSyncOutcome }> {
+    if (!this.#nodeSync) return { reply: run(0), outcome: 'none' };
     const task = this.#nodeSync.begin(kind);
-    let header: DmIoctlHeader;
+    let reply: IoctlReply;
     try {
-      header = run(task.eventNr);
+      reply = run(task.eventNr);
     } catch (error) {
       task.abort();
       throw error;
     }
     // The reply carries the kernel's name even for a device addressed by uuid.
-    const outcome = await task.finish(operation(header), header, decodeDev(header.dev));
-    return { header, outcome };
+    const outcome = await task.finish(operation(reply.header), reply.header, decodeDev(reply.header.dev));
+    return { reply, outcome };
   }
 
-  #busyError(device: DeviceId, cause: DmError, attempts: number): DmError {
+  #busyError(device: DeviceId, described: string | undefined, cause: DmError, attempts: number): DmError {
     const info = this.info(device);
     const openCount = info.exists ? info.openCount : 0;
     const error = new DmError(
       'EBUSY',
-      `Device "${describeDevice(device)}" is busy after ${attempts} attempt(s) to remove it: open count ${openCount}; ` +
+      `Device "${described}" is busy after ${attempts} attempt(s) to remove it: open count ${openCount}; ` +
         'unmount it or close its users, retry with { retry: true }, or use { deferred: true }',
-      { errno: cause.errno, syscall: 'ioctl', command: 'DM_DEV_REMOVE', device: describeDevice(device), cause },
+      { errno: cause.errno, syscall: 'ioctl', command: 'DM_DEV_REMOVE', device: described, cause },
     );
     return Object.assign(error, { openCount });
   }
 
-  /**
-   * Issues one ioctl, growing the buffer while the kernel sets
-   * DM_BUFFER_FULL_FLAG, and turns a failure into a DmError.
-   */
-  #requireOpen(command: DmCommandName): number {
-    if (this.#fd === null) {
-      throw new DmError(DmErrorCode.CLOSED, `Device-mapper handle is closed; open a new one to run ${command}`, { command });
-    }
-    return this.#fd;
+  #missing(device: DeviceId, command: DmCommandName): DmError {
+    const described = this.#id(device, command).device;
+    return new DmError('ENXIO', `Device "${described}" does not exist`, { errno: osConstants.errno.ENXIO, command, device: described });
   }
 
-  #ioctl(command: DmCommandName, request: IoctlRequest): IoctlReply {
-    const fd = this.#requireOpen(command);
-    const { name, uuid: uuidFromId } = deviceFields(request.device);
-    const payloadSize = request.payloadSize ?? 0;
-    let size = Math.max(this.#initialBufferSize, DM_IOCTL_SIZE + payloadSize);
-    const requestNumber = dmRequest(command);
-    for (;;) {
-      const buf = Buffer.alloc(size);
-      encodeHeader(buf, {
-        version: DM_COMMAND_MIN_VERSION[command],
-        dataSize: size,
-        dataStart: DM_IOCTL_SIZE,
-        targetCount: request.targetCount,
-        flags: request.flags,
-        eventNr: request.eventNr,
-        dev: request.dev,
-        name,
-        uuid: uuidFromId ?? request.uuid,
-      });
-      request.writePayload?.(buf, DM_IOCTL_SIZE);
-      const result = this.#libc.ioctlBuffer(fd, requestNumber, buf);
-      const device = describeDevice(request.device);
-      if (result < 0) {
-        debug('%s %s flags=%s -> errno %d', command, device ?? '-', flagNames(request.flags ?? 0).join('|') || '0', -result);
-        const where = device === undefined ? '' : ` on "${device}"`;
-        const extra = request.context ? `; ${request.context}` : '';
-        throw systemError(-result, `${command}${where} failed${extra}`, { syscall: 'ioctl', command, device });
-      }
-      const header = decodeHeader(buf);
-      debug('%s %s flags=%s -> ok, reply %d bytes, flags %s', command, device ?? '-', request.flags ?? 0, header.dataSize, header.flags);
-      if ((header.flags & DmFlag.DM_BUFFER_FULL_FLAG) === 0) {
-        this.#checkReply(command, header, size, device);
-        return { header, buf };
-      }
-      // NOTE: a DM_TARGET_MSG whose reply overflowed has already run; libdm
-      // repeats it the same way, so only messages safe to repeat should produce output.
-      const next = size * 2;
-      if (next > this.#maxBufferSize) {
-        throw new DmError(
-          DmErrorCode.BUFFER_LIMIT,
-          `${command} reply does not fit in ${size} bytes and the next size ${next} exceeds maxBufferSize ${this.#maxBufferSize}; raise maxBufferSize`,
-          { command, device },
-        );
-      }
-      debug('%s %s buffer full at %d bytes, retrying with %d', command, device ?? '-', size, next);
-      size = next;
-    }
+  /** Checks and mangles a name a caller passed, returning the kernel form. */
+  #kernelName(name: string, command: DmCommandName): string {
+    checkName(name, command);
+    const kernelName = mangleName(name, this.#mangling);
+    if (kernelName !== name) checkName(kernelName, command);
+    return kernelName;
   }
 
-  #checkReply(command: DmCommandName, header: DmIoctlHeader, size: number, device: string | undefined): void {
-    // A reply without payload may set data_size to offsetof(data) = 305,
-    // below data_start: decoders read that as an empty payload.
-    if (header.dataSize > size) {
-      throw new DmError(
-        DmErrorCode.INVALID_ARGUMENT,
-        `${command} reply is malformed: data_size ${header.dataSize} exceeds the ${size}-byte buffer`,
-        { command, device },
-      );
+  /** The request fields that address `device`, checked before any ioctl. */
+  #id(device: DeviceId, command: DmCommandName): { name?: string; uuid?: string; device: string } {
+    if (typeof device === 'string') return { name: this.#kernelName(device, command), device };
+    if ('uuid' in device) {
+      checkUuid(device.uuid, command);
+      return { uuid: device.uuid, device: `uuid ${device.uuid}` };
     }
+    return { name: this.#kernelName(device.name, command), device: device.name };
   }
+
+  /** Like #id, but always by name: a uuid is looked up with DM_DEV_STATUS. */
+  #nameOf(device: DeviceId, command: DmCommandName): { name?: string; device: string } {
+    const id = this.#id(device, command);
+    if (id.uuid === undefined) return id;
+    const { header } = this.#run('DM_DEV_STATUS', id);
+    return { name: header.name, device: id.device };
+  }
+
+  #run(command: DmCommandName, request: IoctlRequest): IoctlReply {
+    return this.#transport.run(command, request);
+  }
+
+  #info(reply: IoctlReply, name?: string): DeviceInfo {
+    return deviceInfo(reply.header, name ?? demangleName(reply.header.name, this.#mangling));
+  }
+}
+
+function stringPayload(text: string): Pick<IoctlRequest, 'payloadSize' | 'writePayload'> {
+  return {
+    payloadSize: Buffer.byteLength(text, 'utf8') + 1,
+    writePayload: (buf, offset) => {
+      buf.write(text, offset, 'utf8');
+    },
+  };
 }
 
 function checkTable(table: readonly TableTarget[], device: string | undefined): void {
@@ -579,8 +661,17 @@ function checkTable(table: readonly TableTarget[], device: string | undefined): 
     if (!/^[A-Za-z0-9_-]{1,15}$/.test(target.type)) {
       fail(`${line} has target type ${JSON.stringify(target.type)}; a type is 1 to 15 characters of [A-Za-z0-9_-]`);
     }
-    if (target.params.includes('\n')) fail(`${line} has a newline in its parameters`);
+    if (target.params.includes('\n') || target.params.includes('\0')) fail(`${line} has a newline or NUL in its parameters`);
     expectedStart += target.length;
+  }
+}
+
+function openControl(libc: Libc, controlPath: string): number {
+  if (!fs.existsSync(controlPath)) createControlNode(libc, controlPath);
+  try {
+    return fs.openSync(controlPath, fs.constants.O_RDWR);
+  } catch (error) {
+    throw controlOpenError(error as NodeJS.ErrnoException, controlPath);
   }
 }
 
@@ -606,9 +697,6 @@ function controlOpenError(error: NodeJS.ErrnoException, controlPath: string): Dm
       { errno, syscall: 'open', path: controlPath, cause: error },
     );
   }
-  return systemError(errno, `Opening ${controlPath} failed${error.code === 'EACCES' || error.code === 'EPERM' ? '; run as root' : ''}`, {
-    syscall: 'open',
-    path: controlPath,
-    cause: error,
-  });
+  const hint = error.code === 'EACCES' || error.code === 'EPERM' ? '; run as root' : '';
+  return systemError(errno, `Opening ${controlPath} failed${hint}`, { syscall: 'open', path: controlPath, cause: error });
 }

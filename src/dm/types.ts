@@ -69,4 +69,6 @@ export type NodeSyncOutcome = 'direct' | 'udev' | 'no-uevent' | 'timeout' | 'non
  */
 export interface NodeSync {
   begin(kind: NodeOperation['kind']): NodeSyncTask;
+  /** Called for each device that DM_REMOVE_ALL removed (no cookie is sent with it). */
+  nodeRemoved?(name: string): void;
 }

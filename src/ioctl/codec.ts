@@ -37,8 +37,8 @@ export interface DevNumber {
  * which equals the kernel's huge_encode_dev() for every 32-bit dev_t.
  */
 export function decodeDev(dev: bigint): DevNumber {
-  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
-  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & 0xffffff00n));
   return { major, minor };
 }
 

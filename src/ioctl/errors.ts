@@ -24,6 +24,8 @@ export const DmErrorCode = {
   LOOP_ATTACH_FAILED: 'ERR_DM_LOOP_ATTACH_FAILED',
   /** A step of a multi-step operation failed and was rolled back. */
   STEP_FAILED: 'ERR_DM_STEP_FAILED',
+  /** A wait (for a dm event, for udev) ran out of time. */
+  TIMEOUT: 'ERR_DM_TIMEOUT',
 } as const;
 
 export type DmErrorCodeValue = (typeof DmErrorCode)[keyof typeof DmErrorCode];
@@ -74,15 +76,28 @@ export class DmError extends Error {
   get busy(): boolean {
     return this.code === 'EBUSY';
   }
+
+  /** True when the thing to create exists already (EEXIST, such as a thin device id). */
+  get alreadyExists(): boolean {
+    return this.code === 'EEXIST';
+  }
+
+  /** True when the caller lacks the privilege (EACCES, EPERM). */
+  get permissionDenied(): boolean {
+    return this.code === 'EACCES' || this.code === 'EPERM';
+  }
+
+  /** True when the kernel rejected a table or argument (EINVAL). */
+  get invalidArgument(): boolean {
+    return this.code === 'EINVAL' || this.code === DmErrorCode.INVALID_ARGUMENT;
+  }
 }
 
 /** Name of an errno value, such as `ENXIO` for 6; `E<n>` when Node has no name. */
 export function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-errno);
-  } catch {
-    return `E${errno}`;
-  }
+  // Node returns "Unknown system error -N" for numbers it has no name for.
+  const name = getSystemErrorName(-errno);
+  return /^E[A-Z0-9]+$/.test(name) ? name : `E${errno}`;
 }
 
 /** Short meanings of the errno values device-mapper and loop commands return. */

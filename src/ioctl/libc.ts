@@ -16,7 +16,17 @@ export interface Libc {
   mount(source: string, target: string, fstype: string, flags: number, data: string | null): number;
   /** umount2(target, flags). */
   umount2(target: string, flags: number): number;
+  /** ioctl(fd, request, buf) on a worker thread, for commands that block (DM_DEV_WAIT). */
+  ioctlBufferAsync(fd: number, request: number, buf: Buffer): Promise<number>;
+  /** poll(fds, count, timeoutMs) on a worker thread; `fds` holds `struct pollfd` records. */
+  pollAsync(fds: Buffer, count: number, timeoutMs: number): Promise<number>;
 }
+
+/** `struct pollfd`: int fd, short events, short revents (8 bytes). */
+export const POLLFD_SIZE = 8;
+export const PollfdOffset = { fd: 0, events: 4, revents: 6 } as const;
+/** poll.h: data to read. */
+export const POLLIN = 0x1;
 
 // sys/stat.h file type bits.
 export const S_IFCHR = 0o020000;
@@ -26,8 +36,11 @@ export const S_IFBLK = 0o060000;
 export const MS_RDONLY = 1;
 export const MNT_DETACH = 2;
 
+type AsyncCallback = (error: unknown, result: number) => void;
+type KoffiFunction = ((...args: unknown[]) => number) & { async(...args: unknown[]): void };
+
 interface KoffiModule {
-  load(path: string): { func(signature: string): (...args: unknown[]) => number };
+  load(path: string): { func(signature: string): KoffiFunction };
   errno(): number;
 }
 
@@ -48,13 +61,23 @@ export function libc(): Libc {
     'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
   );
   const umount2 = lib.func('int umount2(const char *target, int flags)');
+  const poll = lib.func('int poll(_Inout_ void *fds, unsigned long count, int timeout)');
   const check = (result: number): number => (result < 0 ? -koffi.errno() : result);
+  // koffi runs `.async` calls on its worker threads and keeps each call's
+  // errno, so a blocking call never stalls the event loop.
+  const callAsync = (fn: KoffiFunction, ...args: unknown[]): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const done: AsyncCallback = (error, result) => (error ? reject(error) : resolve(check(result)));
+      fn.async(...args, done);
+    });
   loaded = {
     ioctlBuffer: (fd, request, buf) => check(ioctlBuffer(fd, request, buf)),
     ioctlInt: (fd, request, arg) => check(ioctlInt(fd, request, arg)),
     mknod: (path, mode, dev) => check(mknod(path, mode, dev)),
     mount: (source, target, fstype, flags, data) => check(mount(source, target, fstype, flags, data)),
     umount2: (target, flags) => check(umount2(target, flags)),
+    ioctlBufferAsync: (fd, request, buf) => callAsync(ioctlBuffer, fd, request, buf),
+    pollAsync: (fds, count, timeoutMs) => callAsync(poll, fds, count, timeoutMs),
   };
   return loaded;
 }

@@ -59,6 +59,11 @@ export class DirectNodes implements NodeSync {
     }
   }
 
+  /** Removes the node of a device that DM_REMOVE_ALL took away. */
+  nodeRemoved(name: string): void {
+    this.removeNode(name);
+  }
+
   /** Path of the node for device `name`. */
   nodePath(name: string): string {
     return path.join(this.dir, name);

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 
 import { expect } from 'chai';
 
-import { DeviceMapper, DmError, DmErrorCode, openDeviceMapper } from '../../src/index.js';
-import { countingLibc, leftoverDevices, testName } from './helpers.js';
+import { DeviceMapper, DmError, DmErrorCode, openDeviceMapper, ThinPool } from '../../src/index.js';
+import { countingLibc, leftoverDevices, testName, workFile } from './helpers.js';
 
 const SECTORS = 2048n;
 
@@ -308,5 +308,178 @@ describe('DeviceMapper on the kernel', function () {
     } finally {
       fresh.close();
     }
+  });
+});
+
+describe('DeviceMapper commands on the kernel', function () {
+  let dm: DeviceMapper;
+
+  /** A pool whose low water mark equals its size, so the first block written raises a dm event. */
+  async function lowWaterPool(suffix: string): Promise<ThinPool> {
+    return ThinPool.create(dm, {
+      name: testName(`pool-${suffix}`),
+      dataFile: workFile(`${suffix}-data.img`),
+      metadataFile: workFile(`${suffix}-meta.img`),
+      dataSize: 64 * 1024 * 1024,
+      metadataSize: 4 * 1024 * 1024,
+      lowWaterMark: 1024n,
+    });
+  }
+
+  async function writeToNewThin(pool: ThinPool, suffix: string): Promise<void> {
+    pool.createThin(1);
+    const name = testName(suffix);
+    await pool.activateThin(name, 1, 8192n);
+    const fd = fs.openSync(`/dev/mapper/${name}`, 'r+');
+    try {
+      fs.writeSync(fd, Buffer.alloc(4096, 1), 0, 4096, 0);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  beforeEach(function () {
+    dm = openDeviceMapper();
+  });
+
+  afterEach(async function () {
+    for (const name of leftoverDevices(dm)) await dm.remove(name, { ignoreMissing: true });
+    dm.close();
+  });
+
+  it('rename by uuid renames the device', async function () {
+    const name = testName('ren-uuid');
+    await dm.createDevice(name, { table: zeroTable(), uuid: `${name}-uuid` });
+    await dm.rename({ uuid: `${name}-uuid` }, testName('ren-uuid-new'));
+    expect(dm.info(testName('ren-uuid-new')).exists).to.equal(true);
+    expect(fs.existsSync(`/dev/mapper/${testName('ren-uuid-new')}`)).to.equal(true);
+  });
+
+  it('create with a minor above 255', async function () {
+    const name = testName('minor');
+    const info = dm.create(name, { minor: 300 });
+    expect(info.minor).to.equal(300);
+  });
+
+  it('targetVersion reports a loaded target', function () {
+    const fromList = dm.listVersions().find((t) => t.name === 'thin-pool')?.version;
+    expect(dm.targetVersion('thin-pool')).to.deep.equal(fromList);
+  });
+
+  it('setUuid gives a device its uuid', async function () {
+    const name = testName('setuuid');
+    dm.create(name);
+    await dm.setUuid(name, `${name}-later`);
+    const info = dm.info(name);
+    expect(info.exists && info.uuid).to.equal(`${name}-later`);
+    const error = await expectRejection(dm.setUuid(name, `${name}-again`));
+    expect(error.code).to.equal('EINVAL');
+  });
+
+  it('setGeometry is accepted for a live device', async function () {
+    const name = testName('geometry');
+    await dm.createDevice(name, { table: zeroTable() });
+    dm.setGeometry(name, { cylinders: 1, heads: 4, sectors: 16, start: 0 });
+    expect(() => dm.setGeometry(name, { cylinders: -1, heads: 4, sectors: 16, start: 0 })).to.throw(DmError, /cylinders -1/);
+  });
+
+  it('deferred remove waits for the last opener', async function () {
+    const name = testName('deferred');
+    await dm.createDevice(name, { table: zeroTable() });
+    const fd = fs.openSync(`/dev/mapper/${name}`, 'r');
+    try {
+      await dm.remove(name, { deferred: true });
+      const pending = dm.info(name);
+      expect(pending.exists && pending.deferredRemove).to.equal(true);
+      expect(pending.exists && pending.openCount).to.equal(1);
+      dm.cancelDeferredRemove(name);
+      const cancelled = dm.info(name);
+      expect(cancelled.exists && cancelled.deferredRemove).to.equal(false);
+      await dm.remove(name, { deferred: true });
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(dm.info(name).exists).to.equal(false);
+  });
+
+  it('removeAll removes unused devices', async function () {
+    const names = [testName('all-1'), testName('all-2')];
+    for (const name of names) await dm.createDevice(name, { table: zeroTable() });
+    const removed = dm.removeAll();
+    for (const name of names) expect(removed).to.include(name);
+    for (const name of names) expect(fs.existsSync(`/dev/mapper/${name}`)).to.equal(false);
+  });
+
+  it('waitEvent resolves on a pool low water event', async function () {
+    const pool = await lowWaterPool('wait');
+    try {
+      const before = dm.info(pool.name);
+      if (!before.exists) throw new Error('pool missing');
+      const waiting = dm.waitEvent(pool.name, before.eventNr, { timeoutMs: 60000 });
+      await writeToNewThin(pool, 'wait-thin');
+      const after = await waiting;
+      expect(after.eventNr).to.be.greaterThan(before.eventNr);
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('waitEvent stops on abort', async function () {
+    const name = testName('wait-abort');
+    const info = await dm.createDevice(name, { table: zeroTable() });
+    const controller = new AbortController();
+    const waiting = dm.waitEvent(name, info.eventNr, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    try {
+      await waiting;
+      expect.fail('expected an abort');
+    } catch (error) {
+      expect((error as Error).name).to.equal('AbortError');
+    }
+  });
+
+  it('waitEvent times out with a clear error', async function () {
+    const name = testName('wait-timeout');
+    const info = await dm.createDevice(name, { table: zeroTable() });
+    const error = await expectRejection(dm.waitEvent(name, info.eventNr, { timeoutMs: 100 }));
+    expect(error.code).to.equal(DmErrorCode.TIMEOUT);
+  });
+
+  it('devWait returns once the event number moves', async function () {
+    const pool = await lowWaterPool('devwait');
+    try {
+      const before = dm.info(pool.name);
+      if (!before.exists) throw new Error('pool missing');
+      const waiting = dm.devWait(pool.name, before.eventNr);
+      await writeToNewThin(pool, 'devwait-thin');
+      const event = await waiting;
+      expect(event.info.eventNr).to.be.greaterThan(before.eventNr);
+      expect(event.targets[0].type).to.equal('thin-pool');
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('mangles a name with a space', async function () {
+    const name = testName('xx yy');
+    await dm.createDevice(name, { table: zeroTable() });
+    expect(fs.existsSync(`/dev/mapper/${testName('xx\\x20yy')}`)).to.equal(true);
+    expect(fs.existsSync(`/dev/mapper/${testName('xx')}`)).to.equal(false);
+    expect(dm.listDevices().map((d) => d.name)).to.include(name);
+    const info = dm.info(name);
+    expect(info.exists && info.name).to.equal(name);
+    await dm.remove(name);
+    expect(fs.existsSync(`/dev/mapper/${testName('xx\\x20yy')}`)).to.equal(false);
+  });
+
+  it('lists 2000 devices through buffer growth', async function () {
+    this.timeout(600000);
+    const count = 2000;
+    const names = Array.from({ length: count }, (_, i) => testName(`bulk-${String(i).padStart(4, '0')}-${'u'.repeat(32)}`));
+    for (const name of names) dm.create(name);
+    const listed = dm.listDevices().map((d) => d.name);
+    for (const name of names) expect(listed.includes(name), name).to.equal(true);
+    for (const name of names) await dm.remove(name);
   });
 });
