@@ -473,6 +473,17 @@ export class FakeKernel implements Libc {
     const end = buf.indexOf(0, header.dataStart);
     if (end < 0 || end >= header.dataSize) return -EINVAL;
     const newName = buf.toString('utf8', header.dataStart, end);
+    if ((header.flags & Flag.UUID) !== 0) {
+      // With DM_UUID_FLAG the payload is a uuid for a device that has none yet.
+      const target = this.devices.get(header.name);
+      if (!target) return -ENXIO;
+      if (target.uuid) return -EINVAL;
+      target.uuid = newName;
+      target.eventNr++;
+      this.#writeIds(req, target);
+      this.#writeStatus(req, target);
+      return 0;
+    }
     if (newName === '' || end - header.dataStart > NAME_LEN - 1 || !validName(newName)) return -EINVAL;
     if (this.devices.has(newName)) return -EBUSY;
     const device = this.devices.get(header.name);
