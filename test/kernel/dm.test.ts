@@ -1,5 +1,6 @@
 // The DeviceMapper client against the real kernel.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
 import { expect } from 'chai';
@@ -360,6 +361,47 @@ describe('DeviceMapper commands on the kernel', function () {
     const name = testName('minor');
     const info = dm.create(name, { minor: 300 });
     expect(info.minor).to.equal(300);
+  });
+
+  it('message returns the target reply', async function () {
+    const name = testName('stats');
+    await dm.createDevice(name, { table: zeroTable() });
+    expect(dm.message(name, 0, '@stats_create - /1')).to.equal('0');
+    expect(dm.message(name, 0, '@stats_list')).to.match(/^0: 0\+2048 2048/);
+    expect(dm.message(name, 0, '@stats_delete 0')).to.equal(undefined);
+  });
+
+  it('secure load and nolockfs suspend work', async function () {
+    const name = testName('secure');
+    dm.create(name);
+    expect(dm.load(name, zeroTable(), { secure: true }).inactiveTable).to.equal(true);
+    await dm.resume(name);
+    expect(dm.suspend(name, { nolockfs: true, noflush: true }).suspended).to.equal(true);
+    expect((await dm.resume(name)).suspended).to.equal(false);
+  });
+
+  it('status with noflush and inactive deps', async function () {
+    const lower = testName('deps-lower');
+    const upper = testName('deps-upper');
+    const lowerInfo = await dm.createDevice(lower, { table: zeroTable() });
+    await dm.createDevice(upper, { table: zeroTable() });
+    dm.load(upper, [{ start: 0n, length: 64n, type: 'linear', params: `${lowerInfo.major}:${lowerInfo.minor} 0` }]);
+    expect(dm.deps(upper)).to.deep.equal([]);
+    expect(dm.deps(upper, { inactive: true })).to.deep.equal([{ major: lowerInfo.major, minor: lowerInfo.minor }]);
+    expect(dm.status(upper, { noflush: true })[0].type).to.equal('zero');
+    dm.clear(upper);
+  });
+
+  it('unprivileged open fails with EACCES', function () {
+    if (process.env.DM_TEST_HOST) this.skip();
+    const script = [
+      "process.setgid(65534); process.setuid(65534);",
+      "import('./dist/src/index.js').then((m) => { try { m.openDeviceMapper(); console.log('opened'); }",
+      "catch (e) { console.log(e.code, e.syscall, e.message); } });",
+    ].join(' ');
+    const output = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(output).to.match(/^EACCES open /);
+    expect(output).to.contain('run as root');
   });
 
   it('targetVersion reports a loaded target', function () {
