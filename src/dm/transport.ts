@@ -4,7 +4,7 @@
 
 import { debuglog } from 'node:util';
 
-import { decodeHeader, encodeHeader, type DmIoctlHeader, type Version } from '../ioctl/codec.js';
+import { align8, decodeHeader, encodeHeader, type DmIoctlHeader, type Version } from '../ioctl/codec.js';
 import {
   DM_COMMAND_MIN_VERSION,
   DM_IOCTL_SIZE,
@@ -65,6 +65,30 @@ export const DM_COMMAND_FLAGS: Readonly<Record<DmCommandName, number>> = {
   DM_GET_TARGET_VERSION: 0,
 };
 const ALWAYS_ALLOWED_FLAGS = F.DM_EXISTS_FLAG | F.DM_SKIP_BDGET_FLAG;
+/** Flags that have a minimum interface version, so only these are looked up per call. */
+const GATED_FLAGS = Object.keys(DM_FLAG_MIN_MINOR).reduce((mask, name) => mask | DmFlag[name as DmFlagName], 0);
+
+/**
+ * Commands whose reply carries no payload: their buffer is just the header
+ * plus the request's own payload, which keeps the hot path (DM_DEV_STATUS)
+ * from clearing 16 KiB per call.
+ */
+const HEADER_ONLY_REPLIES = new Set<DmCommandName>([
+  'DM_REMOVE_ALL',
+  'DM_DEV_CREATE',
+  'DM_DEV_REMOVE',
+  'DM_DEV_RENAME',
+  'DM_DEV_SUSPEND',
+  'DM_DEV_STATUS',
+  'DM_TABLE_LOAD',
+  'DM_TABLE_CLEAR',
+  'DM_DEV_SET_GEOMETRY',
+  'DM_DEV_ARM_POLL',
+]);
+
+const REQUEST_NUMBERS = new Map<DmCommandName, number>(
+  (Object.keys(DM_COMMAND_MIN_VERSION) as DmCommandName[]).map((command) => [command, dmRequest(command)]),
+);
 
 export interface IoctlRequest {
   /** The kernel (mangled) name of the device, or its uuid. */
@@ -108,6 +132,7 @@ export class DmTransport {
   readonly maxBufferSize: number;
   /** The kernel's interface version once DM_VERSION has answered. */
   kernelVersion: Version | undefined;
+  #scratchBuffer: Buffer = Buffer.alloc(0);
 
   constructor(fd: number, libc: Libc, options: TransportOptions = {}) {
     this.#fd = fd;
@@ -149,7 +174,8 @@ export class DmTransport {
         { command, device },
       );
     }
-    for (const name of flagNames(flags)) {
+    if ((flags & GATED_FLAGS) === 0) return;
+    for (const name of flagNames(flags & GATED_FLAGS)) {
       const minor = DM_FLAG_MIN_MINOR[name];
       if (minor !== undefined && kernel[1] < minor) {
         throw new DmError(
@@ -161,19 +187,35 @@ export class DmTransport {
     }
   }
 
-  /** Runs `command` synchronously. */
+  /**
+   * Runs `command` synchronously. The reply's `buf` is a scratch buffer of
+   * this transport: it is valid until the next call, so decode it at once.
+   */
   run(command: DmCommandName, request: IoctlRequest): IoctlReply {
     const fd = request.fd ?? this.requireFd(command);
     const device = request.device ?? request.name ?? (request.uuid === undefined ? undefined : `uuid ${request.uuid}`);
     this.#checkFlags(command, request.flags ?? 0, device);
-    let size = Math.max(this.initialBufferSize, DM_IOCTL_SIZE + (request.payloadSize ?? 0));
+    let size = this.#firstSize(command, request);
     for (;;) {
-      const buf = this.#encode(command, request, size);
-      const result = this.libc.ioctlBuffer(fd, dmRequest(command), buf);
+      const buf = this.#encode(command, request, this.#scratch(size), size);
+      const result = this.libc.ioctlBuffer(fd, REQUEST_NUMBERS.get(command) as number, buf);
       const reply = this.#finish(command, request, device, buf, result);
       if (reply) return reply;
       size = this.#grow(command, device, size);
     }
+  }
+
+  #firstSize(command: DmCommandName, request: IoctlRequest): number {
+    const needed = align8(DM_IOCTL_SIZE + (request.payloadSize ?? 0));
+    return HEADER_ONLY_REPLIES.has(command) ? needed : Math.max(this.initialBufferSize, needed);
+  }
+
+  /** A zeroed buffer of exactly `size` bytes, reusing this transport's scratch memory. */
+  #scratch(size: number): Buffer {
+    if (this.#scratchBuffer.length < size) this.#scratchBuffer = Buffer.alloc(Math.max(size, this.initialBufferSize));
+    const buf = this.#scratchBuffer.subarray(0, size);
+    buf.fill(0);
+    return buf;
   }
 
   /** Runs `command` on a worker thread, for commands that block in the kernel. */
@@ -181,10 +223,11 @@ export class DmTransport {
     const fd = request.fd ?? this.requireFd(command);
     const device = request.device ?? request.name ?? (request.uuid === undefined ? undefined : `uuid ${request.uuid}`);
     this.#checkFlags(command, request.flags ?? 0, device);
-    let size = Math.max(this.initialBufferSize, DM_IOCTL_SIZE + (request.payloadSize ?? 0));
+    let size = this.#firstSize(command, request);
     for (;;) {
-      const buf = this.#encode(command, request, size);
-      const result = await this.libc.ioctlBufferAsync(fd, dmRequest(command), buf);
+      // Async calls get their own buffer: the scratch one may be reused meanwhile.
+      const buf = this.#encode(command, request, Buffer.alloc(size), size);
+      const result = await this.libc.ioctlBufferAsync(fd, REQUEST_NUMBERS.get(command) as number, buf);
       const reply = this.#finish(command, request, device, buf, result);
       if (reply) return reply;
       size = this.#grow(command, device, size);
@@ -204,8 +247,7 @@ export class DmTransport {
     if (command !== 'DM_VERSION') this.checkSupported(command, flags, device);
   }
 
-  #encode(command: DmCommandName, request: IoctlRequest, size: number): Buffer {
-    const buf = Buffer.alloc(size);
+  #encode(command: DmCommandName, request: IoctlRequest, buf: Buffer, size: number): Buffer {
     encodeHeader(buf, {
       version: DM_COMMAND_MIN_VERSION[command],
       dataSize: size,
@@ -225,7 +267,7 @@ export class DmTransport {
   #finish(command: DmCommandName, request: IoctlRequest, device: string | undefined, buf: Buffer, result: number): IoctlReply | undefined {
     const flags = request.flags ?? 0;
     if (result < 0) {
-      debug('%s %s flags=%s -> errno %d', command, device ?? '-', flagNames(flags).join('|') || '0', -result);
+      if (debug.enabled) debug('%s %s flags=%s -> errno %d', command, device ?? '-', flagNames(flags).join('|') || '0', -result);
       const where = device === undefined ? '' : ` on "${device}"`;
       const extra = request.context ? `; ${request.context}` : '';
       const error = systemError(-result, `${command}${where} failed${extra}`, { syscall: 'ioctl', command, device });
@@ -234,7 +276,9 @@ export class DmTransport {
       throw error;
     }
     const header = decodeHeader(buf);
-    debug('%s %s flags=%s -> ok, data_size %d, flags %s', command, device ?? '-', flagNames(flags).join('|') || '0', header.dataSize, flagNames(header.flags).join('|') || '0');
+    if (debug.enabled) {
+      debug('%s %s flags=%s -> ok, data_size %d, flags %s', command, device ?? '-', flagNames(flags).join('|') || '0', header.dataSize, flagNames(header.flags).join('|') || '0');
+    }
     if ((header.flags & DmFlag.DM_BUFFER_FULL_FLAG) !== 0) return undefined;
     // A reply without payload may set data_size to offsetof(data) = 305,
     // below data_start: decoders read that as an empty payload.

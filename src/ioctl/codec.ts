@@ -61,12 +61,12 @@ export function formatDev({ major, minor }: DevNumber): string {
 
 /** Writes `text` as a NUL-terminated C string in a field of `size` bytes. */
 export function writeCString(buf: Buffer, offset: number, size: number, text: string): void {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length >= size) {
-    throw new RangeError(`String of ${bytes.length} bytes does not fit a ${size}-byte field: ${text}`);
+  const length = Buffer.byteLength(text, 'utf8');
+  if (length >= size) {
+    throw new RangeError(`String of ${length} bytes does not fit a ${size}-byte field: ${text}`);
   }
-  buf.fill(0, offset, offset + size);
-  bytes.copy(buf, offset);
+  buf.write(text, offset, length, 'utf8');
+  buf.fill(0, offset + length, offset + size);
 }
 
 /** Reads a NUL-terminated C string starting at `offset`, at most up to `end`. */
@@ -120,10 +120,11 @@ export function encodeHeader(buf: Buffer, req: DmIoctlRequest): void {
   buf.writeUInt32LE(req.version[2], DmIoctlOffset.version + 8);
   buf.writeUInt32LE(req.dataSize, DmIoctlOffset.data_size);
   buf.writeUInt32LE(dataStart, DmIoctlOffset.data_start);
-  buf.writeUInt32LE(req.targetCount ?? 0, DmIoctlOffset.target_count);
-  buf.writeUInt32LE((req.flags ?? 0) >>> 0, DmIoctlOffset.flags);
-  buf.writeUInt32LE((req.eventNr ?? 0) >>> 0, DmIoctlOffset.event_nr);
-  buf.writeBigUInt64LE(req.dev ?? 0n, DmIoctlOffset.dev);
+  // The header is zeroed above, so fields left at zero need no write.
+  if (req.targetCount) buf.writeUInt32LE(req.targetCount, DmIoctlOffset.target_count);
+  if (req.flags) buf.writeUInt32LE(req.flags >>> 0, DmIoctlOffset.flags);
+  if (req.eventNr) buf.writeUInt32LE(req.eventNr >>> 0, DmIoctlOffset.event_nr);
+  if (req.dev) buf.writeBigUInt64LE(req.dev, DmIoctlOffset.dev);
   if (req.name) writeCString(buf, DmIoctlOffset.name, DM_NAME_LEN, req.name);
   if (req.uuid) writeCString(buf, DmIoctlOffset.uuid, DM_UUID_LEN, req.uuid);
 }
