@@ -64,7 +64,7 @@ export interface DeviceMapperOptions extends TransportOptions {
   libc?: Libc;
   /** Keeps /dev/mapper nodes in step; omit to leave nodes alone. */
   nodeSync?: NodeSync;
-  /** How names with bytes udev cannot carry are sent (default `auto`, as libdm). */
+  /** Mangling mode for names with bytes udev cannot carry (default `auto`, as libdm). */
   nameMangling?: NameMangling;
 }
 
@@ -115,7 +115,7 @@ export interface CreateDeviceOptions extends CreateOptions {
   table: readonly TableTarget[];
 }
 
-/** Disk geometry as DM_DEV_SET_GEOMETRY takes it (the HDIO_GETGEO answer). */
+/** Disk geometry as DM_DEV_SET_GEOMETRY takes it, and as HDIO_GETGEO then reports it. */
 export interface Geometry {
   cylinders: number;
   heads: number;
@@ -124,7 +124,7 @@ export interface Geometry {
   start: number;
 }
 
-/** What DM_DEV_WAIT returns: the device and the status of each target. */
+/** Result of DM_DEV_WAIT: the device and the status of each target. */
 export interface DeviceEvent {
   info: DeviceInfo;
   targets: TargetReply[];
@@ -347,7 +347,7 @@ export class DeviceMapper {
 
   /** DM_LIST_DEVICES: every device, with event numbers and uuids where the kernel supplies them. */
   listDevices(): NameListEntry[] {
-    // DM_UUID_FLAG asks kernels from 4.46 on to append each device's uuid.
+    // With DM_UUID_FLAG, kernels from 4.46 on append each device's uuid.
     const flags = this.version()[1] >= DM_NAME_LIST_UUID_MINOR ? DmFlag.DM_UUID_FLAG : 0;
     const { header, buf } = this.#run('DM_LIST_DEVICES', { flags });
     const withEventNr = header.version[1] >= DM_NAME_LIST_EVENT_NR_MINOR;

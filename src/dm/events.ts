@@ -1,7 +1,7 @@
-// Waiting for dm events without blocking the event loop: arm the poll on a
-// control descriptor of our own (DM_DEV_ARM_POLL), re-read the device's event
-// number, then poll(2) on a worker thread in short slices so an AbortSignal
-// or a timeout ends the wait promptly.
+// Waiting for dm events without blocking the event loop. Each round arms the
+// poll on a control descriptor of our own (DM_DEV_ARM_POLL) and re-reads the
+// device's event number. Then poll(2) runs on a worker thread in short slices,
+// so an AbortSignal or a timeout ends the wait promptly.
 
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -14,7 +14,7 @@ import type { DeviceInfo } from './types.js';
 const debug = debuglog('dm');
 const { EINTR } = osConstants.errno;
 
-/** Longest single poll(2); an abort or a timeout is noticed within this time. */
+/** Maximum length of one poll(2), so an abort or a timeout takes effect within this time. */
 export const POLL_SLICE_MS = 250;
 
 export interface WaitEventOptions {

@@ -130,7 +130,7 @@ export class DmTransport {
   readonly libc: Libc;
   readonly initialBufferSize: number;
   readonly maxBufferSize: number;
-  /** The kernel's interface version once DM_VERSION has answered. */
+  /** The kernel's interface version, known once DM_VERSION has returned. */
   kernelVersion: Version | undefined;
   #scratchBuffer: Buffer = Buffer.alloc(0);
 
@@ -147,7 +147,7 @@ export class DmTransport {
     }
   }
 
-  /** The control descriptor; throws ERR_DM_CLOSED after close(). */
+  /** Returns the control descriptor, or throws ERR_DM_CLOSED after close(). */
   requireFd(command: DmCommandName): number {
     if (this.#fd === null) {
       throw new DmError(DmErrorCode.CLOSED, `Device-mapper handle is closed; open a new one to run ${command}`, { command });

@@ -3,7 +3,7 @@ import type { DevNumber, DmIoctlHeader, TargetSpec } from '../ioctl/codec.js';
 /** A device named by its dm name, or by its uuid. */
 export type DeviceId = string | { name: string } | { uuid: string };
 
-/** What DM_DEV_STATUS reports about a device, as `dmsetup info` prints it. */
+/** Device state from DM_DEV_STATUS, as `dmsetup info` prints it. */
 export interface DeviceInfo {
   exists: true;
   name: string;
@@ -24,7 +24,7 @@ export interface DeviceInfo {
   inactiveTable: boolean;
   /** A deferred remove is pending until the last opener closes it. */
   deferredRemove: boolean;
-  /** How /dev/mapper was updated, on results of resume and rename. */
+  /** Outcome of the /dev/mapper update, on results of resume and rename. */
   nodeSync?: NodeSyncOutcome;
 }
 
@@ -57,7 +57,7 @@ export interface NodeSyncTask {
 /**
  * How the node update ended: `direct` when the library made the node itself,
  * `udev` when udev completed the cookie, `no-uevent` when the kernel sent no
- * uevent, `timeout` when udev did not answer in time (the library then made
+ * uevent, `timeout` when udev did not complete the cookie in time (the library then made
  * sure of the node itself).
  */
 export type NodeSyncOutcome = 'direct' | 'udev' | 'no-uevent' | 'timeout' | 'none';

@@ -237,8 +237,9 @@ export interface NameListEntry {
 
 /**
  * Decodes the `struct dm_name_list` chain of a DM_LIST_DEVICES reply.
- * `withEventNr` says whether the kernel appends event_nr and flags after each
- * name (interface minor 37 and later); a uuid follows when the flags say so.
+ * `withEventNr` tells whether the kernel appends event_nr and flags after each
+ * name (interface minor 37 and later). A uuid follows when those flags have
+ * DM_NAME_LIST_FLAG_HAS_UUID.
  */
 export function decodeNameList(buf: Buffer, dataStart: number, dataEnd: number, withEventNr: boolean): NameListEntry[] {
   const entries: NameListEntry[] = [];

@@ -16,7 +16,7 @@ export const DmErrorCode = {
   BUFFER_LIMIT: 'ERR_DM_BUFFER_LIMIT',
   /** The kernel's interface version is older than the command needs. */
   UNSUPPORTED_BY_KERNEL: 'ERR_DM_UNSUPPORTED_BY_KERNEL',
-  /** /dev/mapper/control exists but no device-mapper driver answers. */
+  /** /dev/mapper/control exists but no device-mapper driver is behind it. */
   DRIVER_UNAVAILABLE: 'ERR_DM_DRIVER_UNAVAILABLE',
   /** The handle was used after close(). */
   CLOSED: 'ERR_DM_CLOSED',

@@ -18,7 +18,7 @@ export interface Libc {
   umount2(target: string, flags: number): number;
   /** ioctl(fd, request, buf) on a worker thread, for commands that block (DM_DEV_WAIT). */
   ioctlBufferAsync(fd: number, request: number, buf: Buffer): Promise<number>;
-  /** poll(fds, count, timeoutMs) on a worker thread; `fds` holds `struct pollfd` records. */
+  /** poll(fds, count, timeoutMs) on a worker thread; `fds` contains `struct pollfd` records. */
   pollAsync(fds: Buffer, count: number, timeoutMs: number): Promise<number>;
 }
 

@@ -5,10 +5,16 @@ import fs from 'node:fs';
 
 import { expect } from 'chai';
 
-import { DeviceMapper, DmError, DmErrorCode, openDeviceMapper, ThinPool } from '../../src/index.js';
+import { DeviceMapper, DmError, DmErrorCode, openDeviceMapper, ThinPool, type DeviceInfo, type MissingDevice } from '../../src/index.js';
 import { countingLibc, leftoverDevices, testName, workFile } from './helpers.js';
 
 const SECTORS = 2048n;
+
+/** Asserts that `info` describes an existing device and narrows its type. */
+function present(info: DeviceInfo | MissingDevice): DeviceInfo {
+  if (!info.exists) expect.fail(`device ${info.name ?? info.uuid} does not exist`);
+  return info;
+}
 
 function zeroTable(length = SECTORS) {
   return [{ start: 0n, length, type: 'zero', params: '' }];
@@ -68,7 +74,7 @@ describe('DeviceMapper on the kernel', function () {
     expect(info.uuid).to.equal(`${name}-uuid`);
     expect(info.major).to.be.greaterThan(0);
     const byUuid = dm.info({ uuid: `${name}-uuid` });
-    expect(byUuid.exists && byUuid.name).to.equal(name);
+    expect(present(byUuid).name).to.equal(name);
     await dm.remove(name);
     expect(dm.info(name).exists).to.equal(false);
   });
@@ -206,7 +212,7 @@ describe('DeviceMapper on the kernel', function () {
     await dm.createDevice(name, { table: zeroTable() });
     expect(dm.suspend(name).suspended).to.equal(true);
     const info = dm.info(name);
-    expect(info.exists && info.suspended).to.equal(true);
+    expect(present(info).suspended).to.equal(true);
     expect((await dm.resume(name)).suspended).to.equal(false);
   });
 
@@ -315,7 +321,7 @@ describe('DeviceMapper on the kernel', function () {
 describe('DeviceMapper commands on the kernel', function () {
   let dm: DeviceMapper;
 
-  /** A pool whose low water mark equals its size, so the first block written raises a dm event. */
+  /** Creates a pool whose low water mark equals its size, so the first block written raises a dm event. */
   async function lowWaterPool(suffix: string): Promise<ThinPool> {
     return ThinPool.create(dm, {
       name: testName(`pool-${suffix}`),
@@ -414,7 +420,7 @@ describe('DeviceMapper commands on the kernel', function () {
     dm.create(name);
     await dm.setUuid(name, `${name}-later`);
     const info = dm.info(name);
-    expect(info.exists && info.uuid).to.equal(`${name}-later`);
+    expect(present(info).uuid).to.equal(`${name}-later`);
     const error = await expectRejection(dm.setUuid(name, `${name}-again`));
     expect(error.code).to.equal('EINVAL');
   });
@@ -433,11 +439,11 @@ describe('DeviceMapper commands on the kernel', function () {
     try {
       await dm.remove(name, { deferred: true });
       const pending = dm.info(name);
-      expect(pending.exists && pending.deferredRemove).to.equal(true);
-      expect(pending.exists && pending.openCount).to.equal(1);
+      expect(present(pending).deferredRemove).to.equal(true);
+      expect(present(pending).openCount).to.equal(1);
       dm.cancelDeferredRemove(name);
       const cancelled = dm.info(name);
-      expect(cancelled.exists && cancelled.deferredRemove).to.equal(false);
+      expect(present(cancelled).deferredRemove).to.equal(false);
       await dm.remove(name, { deferred: true });
     } finally {
       fs.closeSync(fd);
@@ -510,7 +516,7 @@ describe('DeviceMapper commands on the kernel', function () {
     expect(fs.existsSync(`/dev/mapper/${testName('xx')}`)).to.equal(false);
     expect(dm.listDevices().map((d) => d.name)).to.include(name);
     const info = dm.info(name);
-    expect(info.exists && info.name).to.equal(name);
+    expect(present(info).name).to.equal(name);
     await dm.remove(name);
     expect(fs.existsSync(`/dev/mapper/${testName('xx\\x20yy')}`)).to.equal(false);
   });
