@@ -50,8 +50,9 @@ async function main(): Promise<void> {
       dataSize: 512 * MiB,
       metadataSize: 16 * MiB,
     });
-    console.log(`data     ${pool.dataLoop.backingFile} on ${pool.dataLoop.path} (${pool.dataLoop.devString})`);
-    console.log(`metadata ${pool.metadataLoop.backingFile} on ${pool.metadataLoop.path} (${pool.metadataLoop.devString})`);
+    for (const [label, loop] of [['data    ', pool.dataLoop], ['metadata', pool.metadataLoop]] as const) {
+      if (loop) console.log(`${label} ${loop.backingFile} on ${loop.path} (${loop.devString})`);
+    }
     console.log(`pool     /dev/mapper/${POOL} (${pool.devString})`);
     console.log(`table    ${dm.table(POOL).map((t) => `${t.start} ${t.length} ${t.type} ${t.params}`).join('')}`);
 

@@ -26,6 +26,16 @@ export const DmErrorCode = {
   STEP_FAILED: 'ERR_DM_STEP_FAILED',
   /** A wait (for a dm event, for udev) ran out of time. */
   TIMEOUT: 'ERR_DM_TIMEOUT',
+  /** Free data or metadata blocks of a thin pool are below the configured guard. */
+  POOL_LOW_ON_SPACE: 'ERR_DM_POOL_LOW_ON_SPACE',
+  /** A thin pool reports out_of_data_space. */
+  POOL_OUT_OF_DATA_SPACE: 'ERR_DM_POOL_OUT_OF_DATA_SPACE',
+  /** A thin pool reports Fail, Error, read-only mode or needs_check. */
+  POOL_UNHEALTHY: 'ERR_DM_POOL_UNHEALTHY',
+  /** set_transaction_id named a current id that is not the pool's. */
+  TRANSACTION_ID_MISMATCH: 'ERR_DM_TRANSACTION_ID_MISMATCH',
+  /** No free thin device id was found in the allowed attempts. */
+  THIN_IDS_EXHAUSTED: 'ERR_DM_THIN_IDS_EXHAUSTED',
 } as const;
 
 export type DmErrorCodeValue = (typeof DmErrorCode)[keyof typeof DmErrorCode];

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 
 import { expect } from 'chai';
 
-import { DeviceMapper, DmError, openDeviceMapper, ThinPool } from '../../src/index.js';
+import { DeviceMapper, DmError, openDeviceMapper, sectors, ThinPool, TransactionIdMismatchError, type ThinPoolFeature, type ThinPoolHealthyStatus } from '../../src/index.js';
 import { leftoverDevices, leftoverLoops, testName, workFile } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -18,6 +18,13 @@ function writeAt(device: string, offset: number, data: Buffer): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The pool's status, failing the test when the pool reports Fail or Error. */
+function okStatus(pool: ThinPool): ThinPoolHealthyStatus {
+  const status = pool.status();
+  if (status.state !== 'ok') throw new Error(`Pool ${pool.name} reports ${status.state}`);
+  return status;
 }
 
 function readAt(device: string, offset: number, length: number): Buffer {
@@ -45,13 +52,14 @@ describe('thin pool on the kernel', function () {
     dm.close();
   });
 
-  async function createPool(suffix: string): Promise<ThinPool> {
+  async function createPool(suffix: string, options: { dataSize?: number; features?: ThinPoolFeature[] } = {}): Promise<ThinPool> {
     pool = await ThinPool.create(dm, {
       name: testName(`pool-${suffix}`),
       dataFile: workFile(`${suffix}-data.img`),
       metadataFile: workFile(`${suffix}-meta.img`),
-      dataSize: 256 * MiB,
+      dataSize: options.dataSize ?? 256 * MiB,
       metadataSize: 8 * MiB,
+      features: options.features,
     });
     return pool;
   }
@@ -61,7 +69,7 @@ describe('thin pool on the kernel', function () {
     const [target] = dm.table(created.name);
     expect(target.type).to.equal('thin-pool');
     expect(target.length).to.equal(524288n);
-    expect(target.params).to.equal(`${created.metadataLoop.devString} ${created.dataLoop.devString} 128 32768 0`);
+    expect(target.params).to.equal(`${created.metadataLoop?.devString} ${created.dataLoop?.devString} 128 32768 0`);
     const status = created.status();
     expect(status.state).to.equal('ok');
     if (status.state !== 'ok') return;
@@ -138,7 +146,7 @@ describe('thin pool on the kernel', function () {
     created.setTransactionId(0n, 5n);
     const status = created.status();
     expect(status.state === 'ok' && status.transactionId).to.equal(5n);
-    expect(() => created.setTransactionId(0n, 6n)).to.throw(DmError, /EINVAL/);
+    expect(() => created.setTransactionId(0n, 6n)).to.throw(TransactionIdMismatchError, /expected 0 but the pool has 5/);
   });
 
   it('destroy leaves no device and no loop behind', async function () {
@@ -166,7 +174,7 @@ describe('thin pool on the kernel', function () {
     await dm.remove(name);
   });
 
-  it('failed pool load removes files and loops it made', async function () {
+  it('invalid pool table removes files and loops', async function () {
     const dataFile = workFile('bad-data.img');
     try {
       await ThinPool.create(dm, {
@@ -177,12 +185,139 @@ describe('thin pool on the kernel', function () {
         metadataSize: 4 * MiB,
         lowWaterMark: 1n << 70n,
       });
-      expect.fail('expected the load to fail');
+      expect.fail('expected the table to be rejected');
     } catch (error) {
-      expect((error as DmError).message).to.contain('DM_TABLE_LOAD');
+      expect((error as DmError).message).to.contain('low water mark');
     }
     expect(fs.existsSync(dataFile)).to.equal(false);
     expect(leftoverLoops()).to.deep.equal([]);
     expect(leftoverDevices(dm)).to.deep.equal([]);
+  });
+
+  it('full pool reports out_of_data_space', async function () {
+    // 2 MiB of data is 32 blocks of 64 KiB; error_if_no_space fails the write
+    // that needs a 33rd block at once instead of queueing it.
+    const created = await createPool('full', { dataSize: 2 * MiB, features: ['error_if_no_space'] });
+    created.createThin(1);
+    const name = testName('thin-full');
+    await created.activateThin(name, 1, sectors(8192));
+    expect(() => writeAt(`/dev/mapper/${name}`, 0, Buffer.alloc(3 * MiB, 1))).to.throw();
+    const status = okStatus(created);
+    expect(status.mode).to.equal('out_of_data_space');
+    expect(status.noSpace).to.equal('error_if_no_space');
+    expect(status.usedDataBlocks).to.equal(32n);
+  });
+
+  it('read_only pool reports ro', async function () {
+    const first = await createPool('ro');
+    first.createThin(1);
+    await first.destroy();
+    pool = undefined;
+    const created = await createPool('ro', { features: ['read_only'] });
+    const status = okStatus(created);
+    expect(status.mode).to.equal('ro');
+    expect(dm.table(created.name)[0].params.trim().endsWith('1 read_only')).to.equal(true);
+    expect(() => created.createThin(2)).to.throw(DmError, /read-only/);
+  });
+
+  it('deleting a volume frees its blocks', async function () {
+    const created = await createPool('freed');
+    created.createThin(1);
+    const name = testName('thin-freed');
+    await created.activateThin(name, 1, THIN_SECTORS);
+    writeAt(`/dev/mapper/${name}`, 0, Buffer.alloc(MiB, 1));
+    const used = created.usage().dataUsed;
+    expect(used).to.equal(16n);
+    await created.deactivateThin(name);
+    created.deleteThin(1);
+    expect(created.usage().dataUsed).to.equal(0n);
+  });
+
+  it('thin status maps written sectors', async function () {
+    const created = await createPool('mapped');
+    created.createThin(1);
+    const name = testName('thin-mapped');
+    await created.activateThin(name, 1, THIN_SECTORS);
+    expect(created.thinStatus(name)).to.deep.equal({ state: 'ok', mappedSectors: 0n });
+    writeAt(`/dev/mapper/${name}`, MiB, Buffer.alloc(4096, 1));
+    // One 64 KiB block at sector 2048: 128 sectors mapped, highest 2175.
+    expect(created.thinStatus(name)).to.deep.equal({ state: 'ok', mappedSectors: 128n, highestMappedSector: 2175n });
+  });
+
+  it('metadata snapshot held root', async function () {
+    const created = await createPool('metasnap');
+    created.reserveMetadataSnapshot();
+    const held = okStatus(created);
+    expect(typeof held.heldMetadataRoot).to.equal('bigint');
+    created.releaseMetadataSnapshot();
+    const released = okStatus(created);
+    expect(released.heldMetadataRoot).to.equal(undefined);
+  });
+
+  it('transaction id mismatch names both ids', async function () {
+    const created = await createPool('txmismatch');
+    try {
+      created.setTransactionId(4544n, 4545n);
+      expect.fail('expected a mismatch');
+    } catch (error) {
+      expect(error).to.be.instanceOf(TransactionIdMismatchError);
+      expect((error as TransactionIdMismatchError).expected).to.equal(4544n);
+      expect((error as TransactionIdMismatchError).actual).to.equal(0n);
+    }
+    expect(created.transactionId()).to.equal(0n);
+  });
+
+  it('snapshot of inactive volume', async function () {
+    const created = await createPool('inactive-snap');
+    created.createThin(1);
+    const origin = testName('thin-inactive');
+    await created.activateThin(origin, 1, THIN_SECTORS);
+    writeAt(`/dev/mapper/${origin}`, 0, Buffer.from('kept in the snapshot'));
+    await created.deactivateThin(origin);
+    await created.createSnapshot(2, 1);
+    const snapshot = testName('snap-inactive');
+    await created.activateThin(snapshot, 2, THIN_SECTORS);
+    expect(readAt(`/dev/mapper/${snapshot}`, 0, 20).toString()).to.equal('kept in the snapshot');
+  });
+
+  it('thin volume with external origin', async function () {
+    const created = await createPool('extorigin');
+    const originFile = workFile('extorigin-origin.img');
+    fs.writeFileSync(originFile, Buffer.alloc(Number(THIN_SECTORS) * 512, 0x5a));
+    const { attachLoop } = await import('../../src/loop/loop.js');
+    const originLoop = attachLoop(originFile, { readOnly: true });
+    try {
+      created.createThin(1);
+      const name = testName('thin-ext');
+      await created.activateThin(name, 1, THIN_SECTORS, { externalOrigin: originLoop.devString });
+      expect(dm.table(name)[0].params).to.equal(`${created.devString} 1 ${originLoop.devString}`);
+      expect(readAt(`/dev/mapper/${name}`, 0, 4)).to.deep.equal(Buffer.alloc(4, 0x5a));
+      await created.deactivateThin(name);
+    } finally {
+      originLoop.close();
+    }
+  });
+
+  it('growData extends the pool', async function () {
+    const created = await createPool('grow', { dataSize: 64 * MiB });
+    const length = await created.growData(128 * MiB);
+    expect(length).to.equal(262144n);
+    expect(dm.table(created.name)[0].length).to.equal(262144n);
+    const status = okStatus(created);
+    expect(status.totalDataBlocks).to.equal(2048n);
+  });
+
+  it('growMetadata extends metadata', async function () {
+    const created = await createPool('growmeta');
+    await created.growMetadata(16 * MiB);
+    const status = okStatus(created);
+    expect(status.totalMetadataBlocks).to.equal(4096n);
+  });
+
+  it('createThin without id picks free id', async function () {
+    const created = await createPool('nextid');
+    created.createThin(1);
+    const fresh = ThinPool.open(dm, created.name);
+    expect(fresh.createThin()).to.equal(2);
   });
 });
