@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Runs examples/thin-demo (compiled to dist/) on this host when it has
-// device-mapper and we are root, and in the project's QEMU guest otherwise.
-// DM_DEMO_GUEST=1 forces the guest.
+// Runs the demos in examples/ (compiled to dist/): the thin pool, then the
+// graphdriver registry with a layer chain on devicemapper. They run on this
+// host when it has device-mapper and we are root, and in the project's QEMU
+// guest otherwise. DM_DEMO_GUEST=1 forces the guest.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const demo = 'dist/examples/thin-demo.js';
+const demos = ['dist/examples/thin-demo.js', 'dist/examples/graphdriver-demo.js'];
 
 function hostHasDeviceMapper() {
   try {
@@ -20,7 +21,16 @@ function hostHasDeviceMapper() {
 }
 
 const onHost = process.env.DM_DEMO_GUEST !== '1' && process.getuid?.() === 0 && hostHasDeviceMapper();
-const command = onHost ? [process.execPath, demo] : [process.execPath, 'scripts/guest.mjs', '--', 'node', demo];
 console.error(onHost ? 'demo: running on this host' : 'demo: this host has no device-mapper (or you are not root); running in the QEMU guest');
-const result = spawnSync(command[0], command.slice(1), { cwd: root, stdio: 'inherit' });
-process.exit(result.status ?? 1);
+let status;
+if (onHost) {
+  for (const demo of demos) {
+    status = spawnSync(process.execPath, [demo], { cwd: root, stdio: 'inherit' }).status ?? 1;
+    if (status !== 0) break;
+  }
+} else {
+  // One guest boot runs both demos, the second only when the first passed.
+  const script = demos.map((demo) => `node ${demo}`).join(' && ');
+  status = spawnSync(process.execPath, ['scripts/guest.mjs', '--', 'sh', '-c', script], { cwd: root, stdio: 'inherit' }).status ?? 1;
+}
+process.exit(status);
