@@ -54,6 +54,11 @@ const debug = debuglog('dm');
 export const DEFAULT_REMOVE_RETRIES = 25;
 export const DEFAULT_REMOVE_RETRY_DELAY_MS = 200;
 
+/** Names already checked are remembered up to this count, then the cache starts over. */
+const NAME_CACHE_SIZE = 4096;
+/** A name of only the bytes libdm never mangles. */
+const PLAIN_NAME = /^[0-9A-Za-z#+\-.:=@_]*$/;
+
 /** The message that cancels a pending deferred remove (dm-ioctl.c message_for_md). */
 export const CANCEL_DEFERRED_REMOVE_MESSAGE = '@cancel_deferred_remove';
 
@@ -70,7 +75,11 @@ export interface DeviceMapperOptions extends TransportOptions {
 
 export interface CreateOptions {
   uuid?: string;
-  /** Send DM_READONLY_FLAG, so a table loaded later is read-only too. */
+  /**
+   * DM_READONLY_FLAG, as `dmsetup create -r --notable` sends it. The kernel
+   * makes a device read-only when a table is loaded with the flag, so pass
+   * it to load() as well.
+   */
   readOnly?: boolean;
   /** Ask for this minor number (DM_PERSISTENT_DEV_FLAG). */
   minor?: number;
@@ -104,6 +113,13 @@ export interface StatusOptions {
   inactive?: boolean;
   /** DM_NOFLUSH_FLAG: do not flush before reporting (thin-pool usage). */
   noflush?: boolean;
+  /** DM_IMA_MEASUREMENT_FLAG: the IMA measurement text instead of the status (4.45). */
+  imaMeasurement?: boolean;
+}
+
+export interface InfoOptions {
+  /** DM_SKIP_BDGET_FLAG: skip the open count, as `dmsetup --noopencount`; openCount reads 0. */
+  noOpenCount?: boolean;
 }
 
 export interface MessageOptions {
@@ -162,6 +178,8 @@ export class DeviceMapper {
   readonly #nodeSync: NodeSync | undefined;
   readonly #mangling: NameMangling;
   readonly #controlPath: string;
+  /** Names already checked, mapped to their kernel form. */
+  readonly #kernelNames = new Map<string, string>();
 
   private constructor(transport: DmTransport, controlPath: string, options: DeviceMapperOptions) {
     this.#transport = transport;
@@ -249,7 +267,7 @@ export class DeviceMapper {
     const payloadSize = table.reduce((sum, t) => sum + targetSpecSize(t), 0);
     const context = options.secure
       ? `${table.length} target(s), parameters hidden (the kernel log names the rejected argument)`
-      : `table ${JSON.stringify(formatTable(table))} (the kernel log names the rejected argument)`;
+      : (): string => `table ${JSON.stringify(formatTable(table))} (the kernel log names the rejected argument)`;
     return this.#info(
       this.#run('DM_TABLE_LOAD', {
         ...id,
@@ -293,10 +311,11 @@ export class DeviceMapper {
   }
 
   /** DM_DEV_STATUS; a device the kernel does not know gives `{ exists: false }`. */
-  info(device: DeviceId): DeviceInfo | MissingDevice {
+  info(device: DeviceId, options: InfoOptions = {}): DeviceInfo | MissingDevice {
     const id = this.#id(device, 'DM_DEV_STATUS');
+    const flags = options.noOpenCount ? DmFlag.DM_SKIP_BDGET_FLAG : 0;
     try {
-      return this.#info(this.#run('DM_DEV_STATUS', id));
+      return this.#info(this.#run('DM_DEV_STATUS', { ...id, flags }));
     } catch (error) {
       if (error instanceof DmError && error.notFound) {
         return typeof device === 'string' ? { exists: false, name: device } : { exists: false, ...device };
@@ -351,10 +370,9 @@ export class DeviceMapper {
     const flags = this.version()[1] >= DM_NAME_LIST_UUID_MINOR ? DmFlag.DM_UUID_FLAG : 0;
     const { header, buf } = this.#run('DM_LIST_DEVICES', { flags });
     const withEventNr = header.version[1] >= DM_NAME_LIST_EVENT_NR_MINOR;
-    return decodeNameList(buf, header.dataStart, header.dataSize, withEventNr).map((entry) => ({
-      ...entry,
-      name: demangleName(entry.name, this.#mangling),
-    }));
+    const entries = decodeNameList(buf, header.dataStart, header.dataSize, withEventNr);
+    for (const entry of entries) entry.name = demangleName(entry.name, this.#mangling);
+    return entries;
   }
 
   /** DM_LIST_VERSIONS: the target types the kernel has loaded, with versions. */
@@ -390,7 +408,9 @@ export class DeviceMapper {
         await this.#withNodeSync(
           'remove',
           (eventNr) => this.#run('DM_DEV_REMOVE', { ...id, flags, eventNr }),
-          (header) => ({ kind: 'remove', name: header.name }),
+          // A deferred remove of an open device only schedules the removal: the
+          // reply keeps DM_DEFERRED_REMOVE, no uevent is sent and the node stays.
+          (header) => ((header.flags & DmFlag.DM_DEFERRED_REMOVE) !== 0 ? undefined : { kind: 'remove', name: header.name }),
         );
         return;
       } catch (error) {
@@ -535,10 +555,13 @@ export class DeviceMapper {
   async createDevice(name: string, options: CreateDeviceOptions): Promise<DeviceInfo> {
     this.#kernelName(name, 'DM_DEV_CREATE');
     checkTable(options.table, name);
-    this.create(name, options);
+    // libdm's create-with-table sends DM_READONLY_FLAG on the load only.
+    const created = this.create(name, { uuid: options.uuid, minor: options.minor });
     let step = 'DM_TABLE_LOAD';
     try {
-      this.load(name, options.table, { readOnly: options.readOnly });
+      // Load by the number create returned, as libdm does, so a rename in
+      // between cannot send the table to another device.
+      this.load({ major: created.major, minor: created.minor }, options.table, { readOnly: options.readOnly });
       step = 'DM_DEV_SUSPEND (resume)';
       return await this.resume(name);
     } catch (error) {
@@ -561,6 +584,7 @@ export class DeviceMapper {
     let flags = baseFlags;
     if (options.inactive) flags |= DmFlag.DM_QUERY_INACTIVE_TABLE_FLAG;
     if (options.noflush) flags |= DmFlag.DM_NOFLUSH_FLAG;
+    if (options.imaMeasurement) flags |= DmFlag.DM_IMA_MEASUREMENT_FLAG;
     const { header, buf } = this.#run('DM_TABLE_STATUS', { ...this.#id(device, 'DM_TABLE_STATUS'), flags });
     return decodeTargetSpecs(buf, header.dataStart, header.dataSize, header.targetCount);
   }
@@ -568,7 +592,7 @@ export class DeviceMapper {
   async #withNodeSync(
     kind: NodeOperation['kind'],
     run: (eventNr: number) => IoctlReply,
-    operation: (header: DmIoctlHeader) => NodeOperation,
+    operation: (header: DmIoctlHeader) => NodeOperation | undefined,
   ): Promise<{ reply: IoctlReply; outcome: NodeSyncOutcome }> {
     if (!this.#nodeSync) return { reply: run(0), outcome: 'none' };
     const task = this.#nodeSync.begin(kind);
@@ -580,7 +604,12 @@ export class DeviceMapper {
       throw error;
     }
     // The reply carries the kernel's name even for a device addressed by uuid.
-    const outcome = await task.finish(operation(reply.header), reply.header, decodeDev(reply.header.dev));
+    const nodeOperation = operation(reply.header);
+    if (nodeOperation === undefined) {
+      task.abort();
+      return { reply, outcome: 'none' };
+    }
+    const outcome = await task.finish(nodeOperation, reply.header, decodeDev(reply.header.dev));
     return { reply, outcome };
   }
 
@@ -603,26 +632,38 @@ export class DeviceMapper {
 
   /** Checks and mangles a name a caller passed, returning the kernel form. */
   #kernelName(name: string, command: DmCommandName): string {
+    const cached = this.#kernelNames.get(name);
+    if (cached !== undefined) return cached;
     checkName(name, command);
-    const kernelName = mangleName(name, this.#mangling);
+    // Names of whitelisted bytes only are the same in every mangling mode.
+    const kernelName = PLAIN_NAME.test(name) ? name : mangleName(name, this.#mangling);
     if (kernelName !== name) checkName(kernelName, command);
+    if (this.#kernelNames.size >= NAME_CACHE_SIZE) this.#kernelNames.clear();
+    this.#kernelNames.set(name, kernelName);
     return kernelName;
   }
 
   /** The request fields that address `device`, checked before any ioctl. */
-  #id(device: DeviceId, command: DmCommandName): { name?: string; uuid?: string; device: string } {
+  #id(device: DeviceId, command: DmCommandName): { name?: string; uuid?: string; dev?: bigint; device: string } {
     if (typeof device === 'string') return { name: this.#kernelName(device, command), device };
     if ('uuid' in device) {
       checkUuid(device.uuid, command);
       return { uuid: device.uuid, device: `uuid ${device.uuid}` };
     }
+    if ('major' in device) {
+      const { major, minor } = device;
+      if (!Number.isInteger(major) || !Number.isInteger(minor) || major < 0 || minor < 0) {
+        throw new DmError(DmErrorCode.INVALID_ARGUMENT, `Invalid device number ${major}:${minor}: use non-negative integers`, { command });
+      }
+      return { dev: encodeDev({ major, minor }), device: `${major}:${minor}` };
+    }
     return { name: this.#kernelName(device.name, command), device: device.name };
   }
 
-  /** Like #id, but always by name: a uuid is looked up with DM_DEV_STATUS. */
+  /** Like #id, but always by name: a uuid or number is looked up with DM_DEV_STATUS. */
   #nameOf(device: DeviceId, command: DmCommandName): { name?: string; device: string } {
     const id = this.#id(device, command);
-    if (id.uuid === undefined) return id;
+    if (id.uuid === undefined && id.dev === undefined) return id;
     const { header } = this.#run('DM_DEV_STATUS', id);
     return { name: header.name, device: id.device };
   }

@@ -41,8 +41,9 @@ export const DM_FLAG_MIN_MINOR: Partial<Record<DmFlagName, number>> = {
 
 const F = DmFlag;
 /**
- * Input flags each command accepts. DM_EXISTS_FLAG and DM_SKIP_BDGET_FLAG
- * are accepted everywhere because libdm sends them with every command.
+ * Input flags each command accepts. DM_EXISTS_FLAG, DM_SKIP_BDGET_FLAG and
+ * DM_PERSISTENT_DEV_FLAG are accepted everywhere because libdm may send them
+ * with any command (the last whenever it addresses a device by number).
  */
 export const DM_COMMAND_FLAGS: Readonly<Record<DmCommandName, number>> = {
   DM_VERSION: 0,
@@ -57,14 +58,14 @@ export const DM_COMMAND_FLAGS: Readonly<Record<DmCommandName, number>> = {
   DM_TABLE_LOAD: F.DM_READONLY_FLAG | F.DM_SECURE_DATA_FLAG,
   DM_TABLE_CLEAR: 0,
   DM_TABLE_DEPS: F.DM_QUERY_INACTIVE_TABLE_FLAG,
-  DM_TABLE_STATUS: F.DM_STATUS_TABLE_FLAG | F.DM_QUERY_INACTIVE_TABLE_FLAG | F.DM_NOFLUSH_FLAG,
+  DM_TABLE_STATUS: F.DM_STATUS_TABLE_FLAG | F.DM_QUERY_INACTIVE_TABLE_FLAG | F.DM_NOFLUSH_FLAG | F.DM_IMA_MEASUREMENT_FLAG,
   DM_LIST_VERSIONS: 0,
   DM_TARGET_MSG: F.DM_SECURE_DATA_FLAG | F.DM_QUERY_INACTIVE_TABLE_FLAG,
   DM_DEV_SET_GEOMETRY: 0,
   DM_DEV_ARM_POLL: 0,
   DM_GET_TARGET_VERSION: 0,
 };
-const ALWAYS_ALLOWED_FLAGS = F.DM_EXISTS_FLAG | F.DM_SKIP_BDGET_FLAG;
+const ALWAYS_ALLOWED_FLAGS = F.DM_EXISTS_FLAG | F.DM_SKIP_BDGET_FLAG | F.DM_PERSISTENT_DEV_FLAG;
 /** Flags that have a minimum interface version, so only these are looked up per call. */
 const GATED_FLAGS = Object.keys(DM_FLAG_MIN_MINOR).reduce((mask, name) => mask | DmFlag[name as DmFlagName], 0);
 
@@ -103,8 +104,8 @@ export interface IoctlRequest {
   /** Bytes the payload after the header needs. */
   payloadSize?: number;
   writePayload?: (buf: Buffer, offset: number) => void;
-  /** Text added to the error message when the ioctl fails. */
-  context?: string;
+  /** Text added to the error message when the ioctl fails; a function is only called then. */
+  context?: string | (() => string);
   /** Runs on another descriptor than the transport's own (arm-poll waiters). */
   fd?: number;
 }
@@ -133,6 +134,7 @@ export class DmTransport {
   /** The kernel's interface version, known once DM_VERSION has returned. */
   kernelVersion: Version | undefined;
   #scratchBuffer: Buffer = Buffer.alloc(0);
+  readonly #fittedSizes = new Map<DmCommandName, number>();
 
   constructor(fd: number, libc: Libc, options: TransportOptions = {}) {
     this.#fd = fd;
@@ -200,14 +202,20 @@ export class DmTransport {
       const buf = this.#encode(command, request, this.#scratch(size), size);
       const result = this.libc.ioctlBuffer(fd, REQUEST_NUMBERS.get(command) as number, buf);
       const reply = this.#finish(command, request, device, buf, result);
-      if (reply) return reply;
+      if (reply) {
+        if (size > this.initialBufferSize) this.#fittedSizes.set(command, size);
+        return reply;
+      }
       size = this.#grow(command, device, size);
     }
   }
 
   #firstSize(command: DmCommandName, request: IoctlRequest): number {
     const needed = align8(DM_IOCTL_SIZE + (request.payloadSize ?? 0));
-    return HEADER_ONLY_REPLIES.has(command) ? needed : Math.max(this.initialBufferSize, needed);
+    if (HEADER_ONLY_REPLIES.has(command)) return needed;
+    // Start where the last reply of this command fitted, so a long device
+    // list does not regrow from 16 KiB on every call.
+    return Math.max(this.initialBufferSize, needed, this.#fittedSizes.get(command) ?? 0);
   }
 
   /** A zeroed buffer of exactly `size` bytes, reusing this transport's scratch memory. */
@@ -248,12 +256,14 @@ export class DmTransport {
   }
 
   #encode(command: DmCommandName, request: IoctlRequest, buf: Buffer, size: number): Buffer {
+    // libdm marks every request that names a device by number with DM_PERSISTENT_DEV_FLAG.
+    const flags = request.dev === undefined ? request.flags : (request.flags ?? 0) | DmFlag.DM_PERSISTENT_DEV_FLAG;
     encodeHeader(buf, {
       version: DM_COMMAND_MIN_VERSION[command],
       dataSize: size,
       dataStart: DM_IOCTL_SIZE,
       targetCount: request.targetCount,
-      flags: request.flags,
+      flags,
       eventNr: request.eventNr,
       dev: request.dev,
       name: request.name,
@@ -269,7 +279,8 @@ export class DmTransport {
     if (result < 0) {
       if (debug.enabled) debug('%s %s flags=%s -> errno %d', command, device ?? '-', flagNames(flags).join('|') || '0', -result);
       const where = device === undefined ? '' : ` on "${device}"`;
-      const extra = request.context ? `; ${request.context}` : '';
+      const context = typeof request.context === 'function' ? request.context() : request.context;
+      const extra = context ? `; ${context}` : '';
       const error = systemError(-result, `${command}${where} failed${extra}`, { syscall: 'ioctl', command, device });
       // DM_VERSION callers read the kernel's version from a rejected header.
       if (command === 'DM_VERSION') Object.assign(error, { reply: buf });

@@ -1,7 +1,11 @@
 import type { DevNumber, DmIoctlHeader, TargetSpec } from '../ioctl/codec.js';
 
 /** A device named by its dm name, or by its uuid. */
-export type DeviceId = string | { name: string } | { uuid: string };
+/**
+ * A device named by its dm name, by its uuid, or by its device number (the
+ * kernel looks a device up by `dev` when the request has neither).
+ */
+export type DeviceId = string | { name: string } | { uuid: string } | { major: number; minor: number };
 
 /** Device state from DM_DEV_STATUS, as `dmsetup info` prints it. */
 export interface DeviceInfo {
@@ -33,6 +37,8 @@ export interface MissingDevice {
   exists: false;
   name?: string;
   uuid?: string;
+  major?: number;
+  minor?: number;
 }
 
 /** A table line to load; `start` and `length` are 512-byte sectors. */

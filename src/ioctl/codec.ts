@@ -252,10 +252,12 @@ export function decodeNameList(buf: Buffer, dataStart: number, dataEnd: number, 
     const next = buf.readUInt32LE(at + DmNameListOffset.next);
     const recordEnd = next === 0 ? dataEnd : at + next;
     const nameStart = at + DmNameListOffset.name;
-    const name = readCString(buf, nameStart, recordEnd);
+    let nameEnd = buf.indexOf(0, nameStart);
+    if (nameEnd < 0 || nameEnd > recordEnd) nameEnd = recordEnd;
+    const name = buf.toString('utf8', nameStart, nameEnd);
     const entry: NameListEntry = { name, dev: buf.readBigUInt64LE(at + DmNameListOffset.dev) };
     if (withEventNr) {
-      const extra = align8(nameStart + Buffer.byteLength(name, 'utf8') + 1);
+      const extra = align8(nameEnd + 1);
       if (extra + 8 <= recordEnd) {
         entry.eventNr = buf.readUInt32LE(extra);
         const flags = buf.readUInt32LE(extra + 4);

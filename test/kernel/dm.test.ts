@@ -2,10 +2,11 @@
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { expect } from 'chai';
 
-import { DeviceMapper, DmError, DmErrorCode, openDeviceMapper, ThinPool, type DeviceInfo, type MissingDevice } from '../../src/index.js';
+import { DeviceMapper, DmError, DmErrorCode, openDeviceMapper, sectors, ThinPool, type DeviceInfo, type MissingDevice } from '../../src/index.js';
 import { countingLibc, leftoverDevices, testName, workFile } from './helpers.js';
 
 const SECTORS = 2048n;
@@ -336,7 +337,7 @@ describe('DeviceMapper commands on the kernel', function () {
   async function writeToNewThin(pool: ThinPool, suffix: string): Promise<void> {
     pool.createThin(1);
     const name = testName(suffix);
-    await pool.activateThin(name, 1, 8192n);
+    await pool.activateThin(name, 1, sectors(8192n));
     const fd = fs.openSync(`/dev/mapper/${name}`, 'r+');
     try {
       fs.writeSync(fd, Buffer.alloc(4096, 1), 0, 4096, 0);
@@ -445,9 +446,12 @@ describe('DeviceMapper commands on the kernel', function () {
       const cancelled = dm.info(name);
       expect(present(cancelled).deferredRemove).to.equal(false);
       await dm.remove(name, { deferred: true });
+      expect(fs.existsSync(`/dev/mapper/${name}`)).to.equal(true);
     } finally {
       fs.closeSync(fd);
     }
+    // The kernel removes the device from a work queue after the last close.
+    for (let i = 0; i < 100 && dm.info(name).exists; i++) await sleep(50);
     expect(dm.info(name).exists).to.equal(false);
   });
 

@@ -366,7 +366,8 @@ describe('DeviceMapper create and load', function () {
 
   it('createDevice readOnly reaches load', async function () {
     await dm.createDevice('vol', { table: linearTable(), readOnly: true });
-    expect(kernel.calls('DM_DEV_CREATE')[0].header.flags & 1).to.equal(1);
+    // libdm's create with a table sends DM_READONLY_FLAG on the load only.
+    expect(kernel.calls('DM_DEV_CREATE')[0].header.flags & 1).to.equal(0);
     expect(kernel.calls('DM_TABLE_LOAD')[0].header.flags & 1).to.equal(1);
     expect(infoOf(dm, 'vol').readOnly).to.equal(true);
   });

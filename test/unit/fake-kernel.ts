@@ -399,6 +399,11 @@ export class FakeKernel implements Libc {
       return [...this.devices.values()].find((device) => device.uuid === header.uuid);
     }
     if (header.name !== '' && header.dev === 0n) return this.devices.get(header.name);
+    // __find_device_hash_cell(): with neither name nor uuid, the device number decides.
+    if (header.name === '' && header.dev !== 0n) {
+      const minor = minorOf(header.dev);
+      return [...this.devices.values()].find((device) => device.minor === minor);
+    }
     return undefined;
   }
 
