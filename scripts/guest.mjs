@@ -2,7 +2,8 @@
 // Runs a command inside a QEMU guest that has device-mapper, because the
 // kernel of the build machine may not. The guest boots the Debian cloud
 // kernel with an initramfs made of busybox, this host's node binary, mke2fs,
-// the kernel modules and a copy of the project at /project.
+// Debian's dmsetup and udev, the kernel modules and a copy of the project
+// at /project. systemd-udevd runs only when DM_GUEST_UDEV requests it.
 //
 // Usage: node scripts/guest.mjs [options] -- COMMAND [ARGS...]
 //        node scripts/guest.mjs --build-only
@@ -19,6 +20,7 @@ import { ensureBaseImage, formatMiB } from './guest/image.mjs';
 import { prepareKernel } from './guest/kernel.mjs';
 import { EXIT_RUNNER_FAILED, QEMU_BINARY, runQemu } from './guest/qemu.mjs';
 import { buildRunTree, passedEnvironment } from './guest/run-archive.mjs';
+import { guestUdevMode, prepareUdev } from './guest/udev.mjs';
 
 const REPOSITORY_ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const DEFAULT_CACHE_DIR = join(REPOSITORY_ROOT, '.cache', 'guest');
@@ -40,7 +42,7 @@ const HOST_TOOLS = {
   dmsetup: 'dmsetup',
 };
 // Tools that every Debian system has, used to download and unpack the kernel.
-const DEBIAN_TOOLS = ['apt-get', 'apt-cache', 'dpkg-deb', 'ldd'];
+const DEBIAN_TOOLS = ['apt-get', 'apt-cache', 'dpkg-deb', 'dpkg-query', 'ldd'];
 
 const USAGE = `Usage: node scripts/guest.mjs [OPTIONS] -- COMMAND [ARGS...]
        node scripts/guest.mjs --build-only
@@ -60,6 +62,9 @@ Options:
 
 Environment:
   DM_GUEST_CACHE     cache folder (default ${DEFAULT_CACHE_DIR})
+  DM_GUEST_UDEV      1 starts systemd-udevd with lvm2's dm rules before the
+                     command; no-notify does so without 95-dm-notify.rules,
+                     so udev never completes a cookie; unset or 0: no udev
   NODE_DEBUG, CI, NO_COLOR, FORCE_COLOR, DM_* and MOCHA_* are passed on to
   the command. TERM is the host's when stdout is a terminal, else "dumb".`;
 
@@ -176,10 +181,12 @@ function createCacheDir() {
 
 async function runInGuest(options) {
   const cacheDir = createCacheDir();
+  const udevMode = guestUdevMode();
   checkDebianTools();
   ensureHostTools(HOST_TOOLS);
   const kernel = prepareKernel(cacheDir);
-  const baseImage = ensureBaseImage(cacheDir, kernel);
+  const udev = prepareUdev(cacheDir);
+  const baseImage = ensureBaseImage(cacheDir, kernel, udev);
   if (options.buildOnly) {
     log(`base image ready: ${baseImage} (${formatMiB(statSync(baseImage).size)}), kernel ${kernel.vmlinuz}`);
     return 0;
@@ -187,7 +194,7 @@ async function runInGuest(options) {
   removeStaleRunImages(cacheDir);
   const initrd = writeRunInitrd(cacheDir, baseImage, options);
   try {
-    log(`Linux ${kernel.release} (TCG), image ${baseImage}`);
+    log(`Linux ${kernel.release} (TCG), image ${baseImage}${udevMode === null ? '' : `, udev ${udev.version} (DM_GUEST_UDEV=${udevMode})`}`);
     return await runQemu({
       vmlinuz: kernel.vmlinuz,
       initrd,

@@ -1,5 +1,6 @@
 // Builds the cached base initramfs: busybox, this host's node and mke2fs
-// with their libraries, the kernel modules, and /init.
+// with their libraries, Debian's dmsetup and udev, the kernel modules, and
+// /init.
 
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,16 +11,24 @@ import { FileSink } from './cpio.mjs';
 import { GuestError, findExecutable, log, run, sharedLibraries } from './host.mjs';
 import { ImageTree } from './image-tree.mjs';
 import { selectModules } from './kernel.mjs';
+import { DM_NOTIFY_RULE, ruleGroups } from './udev.mjs';
 
 // Bump when the image recipe changes in a way that baseStamp() does not
 // cover (for example which host files go in), so cached images are rebuilt.
-export const IMAGE_RECIPE_VERSION = 2;
+export const IMAGE_RECIPE_VERSION = 3;
 
 const INIT_TEMPLATE = join(dirname(fileURLToPath(import.meta.url)), 'init.sh');
 export const EXIT_MARKER_PREFIX = '@@DM-GUEST-EXIT';
 export const GUEST_PATH = '/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin';
 export const GUEST_PROJECT_DIR = '/project';
 export const GUEST_COMMAND_SCRIPT = '/guest/command.sh';
+/** Written by the per-run archive when the run requests udev; contains the DM_GUEST_UDEV mode. */
+export const GUEST_UDEV_MODE_FILE = '/guest/udev';
+const GUEST_UDEVADM = '/bin/udevadm';
+// Debian's udev package links systemd-udevd to udevadm, which acts on its name.
+const GUEST_UDEVD = '/lib/systemd/systemd-udevd';
+const GUEST_UDEV_CONF = '/etc/udev/udev.conf';
+const GUEST_RULES_DIR = '/lib/udev/rules.d';
 const GUEST_NODE = '/usr/local/bin/node';
 const GUEST_BUSYBOX = '/bin/busybox';
 const GUEST_MKE2FS = '/sbin/mke2fs';
@@ -51,9 +60,13 @@ const EMPTY_FOLDERS = {
 };
 const EXECUTABLE_MODE = 0o755;
 
+// Groups the image always has, with Debian's numbers; udev's rules add theirs.
+const BASE_GROUPS = { root: 0, disk: 6, nogroup: 65534 };
+// Numbers for rule groups that the host's /etc/group lacks, counting down.
+const FIRST_SPARE_GID = 999;
+
 const ETC_FILES = {
   '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
-  '/etc/group': 'root:x:0:\ndisk:x:6:\nnogroup:x:65534:\n',
   '/etc/hosts': '127.0.0.1\tlocalhost\n::1\tlocalhost\n',
   '/etc/hostname': 'dm-guest\n',
 };
@@ -70,7 +83,10 @@ function renderInit() {
     .replaceAll('@GUEST_PATH@', GUEST_PATH)
     .replaceAll('@MODULE_LIST@', MODULE_LIST_PATH)
     .replaceAll('@COMMAND_SCRIPT@', GUEST_COMMAND_SCRIPT)
-    .replaceAll('@PROJECT_DIR@', GUEST_PROJECT_DIR);
+    .replaceAll('@PROJECT_DIR@', GUEST_PROJECT_DIR)
+    .replaceAll('@UDEV_MODE_FILE@', GUEST_UDEV_MODE_FILE)
+    .replaceAll('@UDEVD@', GUEST_UDEVD)
+    .replaceAll('@DM_NOTIFY_RULE@', `${GUEST_RULES_DIR}/${DM_NOTIFY_RULE}`);
 }
 
 function sha256(text) {
@@ -116,6 +132,50 @@ function addDmsetup(tree) {
   addWithLibraries(tree, dmsetup, GUEST_DMSETUP);
 }
 
+/**
+ * Debian's systemd-udevd with the rules for block devices and lvm2's dm
+ * rules, so a run with DM_GUEST_UDEV meets udev as a normal host has it.
+ * /init starts it only for such runs.
+ */
+function addUdev(tree, udev) {
+  addWithLibraries(tree, udev.udevadm, GUEST_UDEVADM);
+  tree.addSymlink(GUEST_UDEVD, GUEST_UDEVADM);
+  tree.addHostFile(udev.udevConf, GUEST_UDEV_CONF);
+  for (const [name, hostPath] of Object.entries(udev.rules)) {
+    tree.addHostFile(hostPath, posix.join(GUEST_RULES_DIR, name));
+  }
+}
+
+// Returns /etc/group with the base groups and every group the udev rules
+// name, because udevd rejects rules whose group does not exist.
+function groupFile(udev) {
+  const hostGids = new Map();
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid !== undefined) {
+      hostGids.set(name, Number(gid));
+    }
+  }
+  const groups = new Map(Object.entries(BASE_GROUPS));
+  const used = new Set(groups.values());
+  let spare = FIRST_SPARE_GID;
+  for (const name of ruleGroups(Object.values(udev.rules))) {
+    if (groups.has(name)) {
+      continue;
+    }
+    let gid = hostGids.get(name);
+    if (gid === undefined || used.has(gid)) {
+      while (used.has(spare) || [...hostGids.values()].includes(spare)) {
+        spare--;
+      }
+      gid = spare;
+    }
+    groups.set(name, gid);
+    used.add(gid);
+  }
+  return [...groups].map(([name, gid]) => `${name}:x:${gid}:\n`).join('');
+}
+
 function addModules(tree, kernel) {
   const selection = selectModules(kernel.modulesDir, {
     required: REQUIRED_MODULES,
@@ -133,18 +193,19 @@ function addModules(tree, kernel) {
   return selection;
 }
 
-function addSystemFiles(tree) {
+function addSystemFiles(tree, udev) {
   for (const [folder, mode] of Object.entries(EMPTY_FOLDERS)) {
     tree.addDirectory(folder, mode);
   }
   for (const [path, content] of Object.entries(ETC_FILES)) {
     tree.addFile(path, content);
   }
+  tree.addFile('/etc/group', groupFile(udev));
   tree.addSymlink('/etc/mtab', '/proc/self/mounts');
   tree.addFile('/init', renderInit(), EXECUTABLE_MODE);
 }
 
-function buildBaseTree(kernel) {
+function buildBaseTree(kernel, udev) {
   const tree = new ImageTree();
   for (const folder of MIRRORED_TOP_FOLDERS) {
     if (existsSync(folder)) {
@@ -154,13 +215,14 @@ function buildBaseTree(kernel) {
   addWithLibraries(tree, process.execPath, GUEST_NODE);
   addMke2fs(tree);
   addDmsetup(tree);
+  addUdev(tree, udev);
   const busybox = findExecutable('busybox');
   if (busybox === null) {
     throw new GuestError('busybox not found on the host: install busybox-static');
   }
   addBusybox(tree, busybox);
   const selection = addModules(tree, kernel);
-  addSystemFiles(tree);
+  addSystemFiles(tree, udev);
   return { tree, moduleCount: selection.files.length };
 }
 
@@ -180,7 +242,7 @@ export function writeTreeToFile(tree, path) {
 }
 
 // The inputs of the base image; a change to any of them triggers a rebuild.
-function baseStamp(kernel) {
+function baseStamp(kernel, udev) {
   return {
     recipe: IMAGE_RECIPE_VERSION,
     kernelPackage: kernel.name,
@@ -189,22 +251,27 @@ function baseStamp(kernel) {
     nodePath: process.execPath,
     init: sha256(renderInit()),
     modules: { required: REQUIRED_MODULES, optional: OPTIONAL_MODULES, directories: MODULE_DIRECTORIES },
+    udev: {
+      version: udev.version,
+      rules: Object.fromEntries(Object.entries(udev.rules).map(([name, path]) => [name, sha256(readFileSync(path, 'utf8'))])),
+    },
   };
 }
 
 /**
  * Returns the path of the cached base image CACHE/base.cpio, building it
  * first when it is missing or its stamp differs from the current inputs.
+ * `udev` is what prepareUdev() returned.
  */
-export function ensureBaseImage(cacheDir, kernel) {
+export function ensureBaseImage(cacheDir, kernel, udev) {
   const imagePath = join(cacheDir, 'base.cpio');
   const stampPath = join(cacheDir, 'base.stamp.json');
-  const stamp = `${JSON.stringify(baseStamp(kernel), null, 2)}\n`;
+  const stamp = `${JSON.stringify(baseStamp(kernel, udev), null, 2)}\n`;
   if (existsSync(imagePath) && existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp) {
     return imagePath;
   }
   log('collecting files for the base image …');
-  const { tree, moduleCount } = buildBaseTree(kernel);
+  const { tree, moduleCount } = buildBaseTree(kernel, udev);
   log(`writing base image (${formatMiB(tree.fileBytes)}, ${tree.size} entries, ${moduleCount} kernel modules) to ${imagePath} …`);
   rmSync(stampPath, { force: true });
   writeTreeToFile(tree, imagePath);

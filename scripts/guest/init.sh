@@ -2,9 +2,10 @@
 # PID 1 of the test guest. scripts/guest/image.mjs fills in the @NAME@
 # placeholders and stores the result as /init in the base image.
 #
-# It mounts the kernel file systems, loads the kernel modules, runs the
-# per-run command script with its output on the second serial port
-# (ttyS1), writes "@EXIT_MARKER_PREFIX@ STATUS@@" there and powers off.
+# It mounts the kernel file systems, loads the kernel modules, starts udev
+# when the run requests it, runs the per-run command script with its output
+# on the second serial port (ttyS1), writes "@EXIT_MARKER_PREFIX@ STATUS@@"
+# there and powers off.
 # Its own messages go to the console (ttyS0), and the host copies the
 # lines that start with "dm-guest:" to its stderr.
 
@@ -13,7 +14,7 @@ export HOME=/root
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-# No udev runs here, so devtmpfs is the only source of device nodes:
+# Unless the run requests udev, devtmpfs is the only source of device nodes:
 # /dev/dm-N and /dev/loopN, but no /dev/mapper/NAME links. Of /dev/mapper,
 # devtmpfs creates only /dev/mapper/control, once dm_mod is loaded.
 mount -t devtmpfs devtmpfs /dev
@@ -30,6 +31,21 @@ while read -r module; do
 done <@MODULE_LIST@
 
 ip link set lo up || echo "dm-guest: could not bring up the loopback interface"
+
+# A run that requests udev (DM_GUEST_UDEV) gets systemd-udevd with lvm2's dm
+# rules, as on a normal host. It starts here, before the command opens ttyS1,
+# so udevd and the programs its rules run write only to the console.
+if [ -f @UDEV_MODE_FILE@ ]; then
+  if [ "$(cat @UDEV_MODE_FILE@)" = no-notify ]; then
+    rm -f @DM_NOTIFY_RULE@
+  fi
+  if @UDEVD@ --daemon; then
+    udevadm trigger --type=subsystems --action=add
+    udevadm trigger --type=devices --action=add
+    udevadm settle --timeout=120 || echo "dm-guest: udevadm settle timed out"
+  fi
+  [ -S /run/udev/control ] || echo "dm-guest: systemd-udevd did not start: /run/udev/control is missing"
+fi
 
 # Keep ttyS1 open in fd 3 so the raw mode set here applies to every write.
 # Closing the last reference to it at the end waits until the UART has sent

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
+import { aptEnvironment, downloadPackage } from './debian.mjs';
 import { GuestError, log, run, tryRun } from './host.mjs';
 
 // Debian meta package whose dependency names the current cloud kernel,
@@ -14,10 +15,6 @@ const MODULE_SUFFIX = /\.ko(\.(xz|zst|gz))?$/;
 // Index files whose lines end with a module name, in the format "alias PATTERN MODULE".
 const MODULE_ALIAS_FILES = ['modules.alias', 'modules.symbols'];
 const MODULE_COPIED_FILES = ['modules.builtin', 'modules.order'];
-
-function aptEnvironment() {
-  return { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-}
 
 // Returns { name, version } of the kernel package that the meta package depends on.
 function queryKernelPackage() {
@@ -88,21 +85,6 @@ function tryQuery() {
     }
     throw error;
   }
-}
-
-function downloadPackage(kernelsDir, { name, version }) {
-  // apt-get names the file NAME_VERSION_ARCH.deb, with ":" escaped as "%3a".
-  const prefix = `${name}_${version.replaceAll(':', '%3a')}_`;
-  const findDeb = () => readdirSync(kernelsDir).find((file) => file.startsWith(prefix) && file.endsWith('.deb'));
-  if (!findDeb()) {
-    log(`downloading ${name} ${version} …`);
-    run('apt-get', ['download', `${name}=${version}`], { cwd: kernelsDir, env: aptEnvironment() });
-  }
-  const deb = findDeb();
-  if (!deb) {
-    throw new GuestError(`apt-get download ${name}=${version} left no ${prefix}*.deb in ${kernelsDir}`);
-  }
-  return join(kernelsDir, deb);
 }
 
 function findModulesRoot(unpackedDir) {

@@ -1,12 +1,13 @@
-// Builds the per-run archive: a copy of the project at /project and the
-// script that runs the requested command there.
+// Builds the per-run archive: a copy of the project at /project, the script
+// that runs the requested command there, and the udev mode the run requests.
 
 import { existsSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 
 import { log } from './host.mjs';
-import { GUEST_COMMAND_SCRIPT, GUEST_PATH, GUEST_PROJECT_DIR } from './image.mjs';
+import { GUEST_COMMAND_SCRIPT, GUEST_PATH, GUEST_PROJECT_DIR, GUEST_UDEV_MODE_FILE } from './image.mjs';
 import { ImageTree } from './image-tree.mjs';
+import { guestUdevMode } from './udev.mjs';
 
 // Project entries copied into the guest when they exist.
 const PROJECT_ENTRIES = ['package.json', 'dist', 'node_modules', 'fixtures', 'scripts'];
@@ -70,7 +71,10 @@ function excludeFromNodeModules(relative) {
   return NODE_MODULES_EXCLUDED.has(relative.split('/')[0]);
 }
 
-/** Returns the per-run tree: the project at /project and the command script. */
+/**
+ * Returns the per-run tree: the project at /project, the command script, and
+ * the udev mode file when `environment` sets DM_GUEST_UDEV.
+ */
 export function buildRunTree(projectDir, command, environment) {
   const tree = new ImageTree();
   tree.addDirectory(GUEST_PROJECT_DIR);
@@ -89,5 +93,9 @@ export function buildRunTree(projectDir, command, environment) {
     }
   }
   tree.addFile(GUEST_COMMAND_SCRIPT, commandScript(command, environment), EXECUTABLE_MODE);
+  const udevMode = guestUdevMode(environment);
+  if (udevMode !== null) {
+    tree.addFile(GUEST_UDEV_MODE_FILE, `${udevMode}\n`);
+  }
   return tree;
 }

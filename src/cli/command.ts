@@ -92,7 +92,9 @@ export function processContext(parsed: ParsedArgs, args: string[], rawArgs: stri
     err: process.stderr,
     readStdin: () => fs.readFileSync(0, 'utf8'),
     dm: () => {
-      handle ??= openDeviceMapper({ nameMangling: manglingMode(parsed) });
+      // --noudevsync: make /dev/mapper nodes directly even when udev runs, as dmsetup does.
+      const udev = parsed.switches.has('noudevsync') ? 'direct' : 'auto';
+      handle ??= openDeviceMapper({ nameMangling: manglingMode(parsed), udev });
       return handle;
     },
     close: () => handle?.close(),

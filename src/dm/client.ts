@@ -408,9 +408,11 @@ export class DeviceMapper {
         await this.#withNodeSync(
           'remove',
           (eventNr) => this.#run('DM_DEV_REMOVE', { ...id, flags, eventNr }),
-          // A deferred remove of an open device only schedules the removal: the
-          // reply keeps DM_DEFERRED_REMOVE, no uevent is sent and the node stays.
-          (header) => ((header.flags & DmFlag.DM_DEFERRED_REMOVE) !== 0 ? undefined : { kind: 'remove', name: header.name }),
+          // A deferred remove of an open device only schedules the removal (the
+          // reply keeps DM_DEFERRED_REMOVE and no uevent is sent). The node goes
+          // now anyway, as libdm does: the kernel reuses the minor later, and a
+          // node left behind would then open another device.
+          (header) => ({ kind: 'remove', name: header.name }),
         );
         return;
       } catch (error) {

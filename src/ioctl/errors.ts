@@ -36,6 +36,10 @@ export const DmErrorCode = {
   TRANSACTION_ID_MISMATCH: 'ERR_DM_TRANSACTION_ID_MISMATCH',
   /** No free thin device id was found in the allowed attempts. */
   THIN_IDS_EXHAUSTED: 'ERR_DM_THIN_IDS_EXHAUSTED',
+  /** udev runs but the library cannot synchronise with it (no System V semaphores). */
+  UDEV_SYNC_UNSUPPORTED: 'ERR_DM_UDEV_SYNC_UNSUPPORTED',
+  /** A cookie value that is not a number, or whose key lacks DM_COOKIE_MAGIC. */
+  UDEV_INVALID_COOKIE: 'ERR_DM_UDEV_INVALID_COOKIE',
 } as const;
 
 export type DmErrorCodeValue = (typeof DmErrorCode)[keyof typeof DmErrorCode];
