@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { mount, openDeviceMapper, ThinPool, umount } from '../src/index.js';
+import { attachedLoopNumbers, mount, openDeviceMapper, ThinPool, umount } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 const WORK_DIR = path.join(os.tmpdir(), 'dm-ioctl-demo');
@@ -16,6 +16,14 @@ const POOL = 'dmioctl-demo-pool';
 const VOLUME = 'dmioctl-demo-volume';
 const SNAPSHOT = 'dmioctl-demo-snapshot';
 const VOLUME_SECTORS = (256n * BigInt(MiB)) / 512n;
+
+function readBackingFile(loopNumber: number): string {
+  try {
+    return fs.readFileSync(`/sys/block/loop${loopNumber}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
 
 function step(text: string): void {
   console.log(`\n== ${text}`);
@@ -60,7 +68,7 @@ async function main(): Promise<void> {
     pool.createThin(1);
     await pool.activateThin(VOLUME, 1, VOLUME_SECTORS);
     console.log(`message  create_thin 1`);
-    console.log(`volume   /dev/mapper/${VOLUME}: ${dm.table(VOLUME)[0].params}`);
+    console.log(`volume   /dev/mapper/${VOLUME}, table: ${dm.table(VOLUME)[0].type} ${dm.table(VOLUME)[0].params} (pool device and thin id)`);
 
     step('ext4 on the volume, mounted with mount(2)');
     mkfsExt4(`/dev/mapper/${VOLUME}`);
@@ -76,7 +84,7 @@ async function main(): Promise<void> {
     await pool.createSnapshot(2, 1);
     await pool.activateThin(SNAPSHOT, 2, VOLUME_SECTORS);
     console.log(`message  create_snap 2 1`);
-    console.log(`snapshot /dev/mapper/${SNAPSHOT}: ${dm.table(SNAPSHOT)[0].params}`);
+    console.log(`snapshot /dev/mapper/${SNAPSHOT}, table: ${dm.table(SNAPSHOT)[0].type} ${dm.table(SNAPSHOT)[0].params} (pool device and thin id)`);
     fs.writeFileSync(path.join(volumeDir, 'hello.txt'), 'changed after the snapshot\n');
 
     step('mount the snapshot and read the file back');
@@ -103,8 +111,10 @@ async function main(): Promise<void> {
     await pool?.destroy();
     dm.close();
     fs.rmSync(WORK_DIR, { recursive: true, force: true });
-    const left = fs.existsSync('/dev/mapper') ? fs.readdirSync('/dev/mapper').filter((n) => n.startsWith('dmioctl-demo')) : [];
-    console.log(left.length === 0 ? 'nothing left behind' : `left behind: ${left.join(' ')}`);
+    const devices = fs.existsSync('/dev/mapper') ? fs.readdirSync('/dev/mapper').filter((n) => n.startsWith('dmioctl-demo')) : [];
+    const loops = attachedLoopNumbers().filter((n) => readBackingFile(n).startsWith(WORK_DIR)).map((n) => `/dev/loop${n}`);
+    const left = [...devices, ...loops];
+    console.log(left.length === 0 ? 'nothing left behind: no dm device, node or loop device' : `left behind: ${left.join(' ')}`);
   }
 }
 

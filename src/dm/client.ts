@@ -54,6 +54,9 @@ const debug = debuglog('dm');
 export const DEFAULT_REMOVE_RETRIES = 25;
 export const DEFAULT_REMOVE_RETRY_DELAY_MS = 200;
 
+/** Target types the kernel loads only with DM_READONLY_FLAG. */
+const READ_ONLY_TARGETS = new Set(['verity']);
+
 /** Names already checked are remembered up to this count, then the cache starts over. */
 const NAME_CACHE_SIZE = 4096;
 /** A name of only the bytes libdm never mangles. */
@@ -254,7 +257,20 @@ export class DeviceMapper {
       // The kernel takes MINOR(huge_decode_dev(dev)), so encode it as libdm's MKDEV does.
       dev = encodeDev({ major: 0, minor: options.minor });
     }
-    return this.#info(this.#run('DM_DEV_CREATE', { name: kernelName, device: name, uuid: options.uuid, flags, dev }));
+    try {
+      return this.#info(this.#run('DM_DEV_CREATE', { name: kernelName, device: name, uuid: options.uuid, flags, dev }));
+    } catch (error) {
+      if (error instanceof DmError && error.busy) {
+        throw new DmError('EBUSY', `Cannot create "${name}": a device with this name or uuid already exists (EBUSY); remove it or pick another name`, {
+          errno: error.errno,
+          syscall: 'ioctl',
+          command: 'DM_DEV_CREATE',
+          device: name,
+          cause: error,
+        });
+      }
+      throw error;
+    }
   }
 
   /** DM_TABLE_LOAD: loads `table` as the device's inactive table. */
@@ -265,9 +281,11 @@ export class DeviceMapper {
     if (options.readOnly) flags |= DmFlag.DM_READONLY_FLAG;
     if (options.secure) flags |= DmFlag.DM_SECURE_DATA_FLAG;
     const payloadSize = table.reduce((sum, t) => sum + targetSpecSize(t), 0);
+    // Targets such as verity accept only read-only tables, so say so when the load was not read-only.
+    const readOnlyHint = !options.readOnly && table.some((t) => READ_ONLY_TARGETS.has(t.type)) ? '; verity tables need { readOnly: true }' : '';
     const context = options.secure
-      ? `${table.length} target(s), parameters hidden (the kernel log names the rejected argument)`
-      : (): string => `table ${JSON.stringify(formatTable(table))} (the kernel log names the rejected argument)`;
+      ? `${table.length} target(s), parameters hidden (the kernel log names the rejected argument)${readOnlyHint}`
+      : (): string => `table ${JSON.stringify(formatTable(table))} (the kernel log names the rejected argument)${readOnlyHint}`;
     return this.#info(
       this.#run('DM_TABLE_LOAD', {
         ...id,
@@ -465,6 +483,23 @@ export class DeviceMapper {
   async setUuid(device: DeviceId, uuid: string): Promise<DeviceInfo> {
     const id = this.#nameOf(device, 'DM_DEV_RENAME');
     checkUuid(uuid, 'DM_DEV_RENAME', id.device);
+    try {
+      return await this.#setUuid(id, uuid);
+    } catch (error) {
+      if (error instanceof DmError && error.code === 'EINVAL') {
+        throw new DmError('EINVAL', `Setting the uuid of "${id.device}" failed: EINVAL; the kernel sets a uuid only on a device that has none`, {
+          errno: error.errno,
+          syscall: 'ioctl',
+          command: 'DM_DEV_RENAME',
+          device: id.device,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async #setUuid(id: { name?: string; device: string }, uuid: string): Promise<DeviceInfo> {
     const { reply, outcome } = await this.#withNodeSync(
       'rename',
       (eventNr) => this.#run('DM_DEV_RENAME', { ...id, eventNr, flags: DmFlag.DM_UUID_FLAG, ...stringPayload(uuid) }),
@@ -699,6 +734,9 @@ function checkTable(table: readonly TableTarget[], device: string | undefined): 
   let expectedStart = 0n;
   for (const [i, target] of table.entries()) {
     const line = `line ${i + 1} (${formatTable([target])})`;
+    if (typeof target.start !== 'bigint' || typeof target.length !== 'bigint') {
+      fail(`${line} gives start and length as ${typeof target.start} and ${typeof target.length}; pass sectors as bigint (2048n)`);
+    }
     if (target.start !== expectedStart) fail(`${line} starts at sector ${target.start}, expected ${expectedStart}`);
     if (target.length <= 0n) fail(`${line} has length ${target.length}; lengths must be positive`);
     if (!/^[A-Za-z0-9_-]{1,15}$/.test(target.type)) {

@@ -3,6 +3,7 @@
 
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import path from 'node:path';
 import { debuglog } from 'node:util';
 
 import { encodeDev, type DevNumber } from '../ioctl/codec.js';
@@ -136,12 +137,21 @@ export class LoopDevice {
  * never cleared.
  */
 export function attachLoop(file: string, options: AttachOptions = {}): LoopDevice {
+  // The kernel records the path as given; an absolute one stays meaningful, as losetup stores it.
+  file = path.resolve(file);
   const libc = options.libc ?? loadLibc();
   const devDir = options.devDir ?? '/dev';
   const readOnly = options.readOnly ?? false;
   const autoclear = options.autoclear ?? true;
   const backingFd = openOrThrow(file, readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
   try {
+    const size = fs.fstatSync(backingFd, { bigint: true }).size;
+    if (size - (options.offset ?? 0n) < SECTOR_SIZE) {
+      throw new DmError(DmErrorCode.INVALID_ARGUMENT, `Cannot attach ${file}: it has ${size} bytes, less than one 512-byte sector past the offset`, {
+        command: 'LOOP_CONFIGURE',
+        path: file,
+      });
+    }
     const flags = (readOnly ? LO_FLAGS_READ_ONLY : 0) | (autoclear ? LO_FLAGS_AUTOCLEAR : 0);
     const info: Partial<LoopInfo> = {
       flags,
@@ -181,7 +191,8 @@ export function attachLoop(file: string, options: AttachOptions = {}): LoopDevic
 
 /**
  * Finds the loop device `file` is attached to, matching the file's device and
- * inode (not the 63-byte lo_file_name, which a long path overflows).
+ * inode (not the 63-byte lo_file_name, which a long path overflows). The
+ * returned handle holds the device open: close() it when done.
  */
 export function findLoopByBackingFile(file: string, options: { libc?: Libc; devDir?: string } = {}): LoopDevice | undefined {
   const libc = options.libc ?? loadLibc();

@@ -30,7 +30,7 @@ export function sectors(count: bigint | number, what = 'sector count'): Sectors 
 
 /** Converts a byte count to sectors, rejecting counts that are not whole, positive sectors. */
 export function bytesToSectors(bytes: bigint | number, what = 'size'): Sectors {
-  const value = BigInt(bytes);
+  const value = toBigInt(bytes, what);
   if (value <= 0n || value % SECTOR_BYTES !== 0n) {
     throw new DmError(
       DmErrorCode.INVALID_ARGUMENT,
@@ -46,11 +46,18 @@ export function bytesToSectors(bytes: bigint | number, what = 'size'): Sectors {
  * under one sector.
  */
 export function bytesToSectorsFloor(bytes: bigint | number, what = 'size'): Sectors {
-  const value = BigInt(bytes);
+  const value = toBigInt(bytes, what);
   if (value < SECTOR_BYTES) {
     throw new DmError(DmErrorCode.INVALID_ARGUMENT, `Invalid ${what} ${value} bytes: it is smaller than one ${SECTOR_SIZE}-byte sector`);
   }
   return (value / SECTOR_BYTES) as Sectors;
+}
+
+function toBigInt(bytes: bigint | number, what: string): bigint {
+  if (typeof bytes === 'number' && !Number.isSafeInteger(bytes)) {
+    throw new DmError(DmErrorCode.INVALID_ARGUMENT, `Invalid ${what} ${bytes} bytes: give a whole number of bytes (a safe integer or a bigint)`);
+  }
+  return BigInt(bytes);
 }
 
 /** Bytes in `count` sectors. */

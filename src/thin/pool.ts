@@ -11,7 +11,7 @@ import { debuglog } from 'node:util';
 import type { DeviceMapper } from '../dm/client.js';
 import type { DeviceInfo } from '../dm/types.js';
 import { decodeDev } from '../ioctl/codec.js';
-import { DmError, DmErrorCode } from '../ioctl/errors.js';
+import { DmError, DmErrorCode, systemError } from '../ioctl/errors.js';
 import { attachLoop, fileSizeSectors, type LoopDevice } from '../loop/loop.js';
 import { bytesToSectors, type Sectors, SECTOR_SIZE, sectors } from '../targets/table.js';
 import {
@@ -106,8 +106,14 @@ export function ensureSparseFile(file: string, size: bigint | number): boolean {
   try {
     fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    const hint = code === 'ENOENT' ? '; create its folder first' : '';
+    throw systemError(-((error as NodeJS.ErrnoException).errno ?? 0), `Creating the sparse file ${file} failed${hint}`, {
+      syscall: 'open',
+      path: file,
+      cause: error,
+    });
   }
   try {
     fs.ftruncateSync(fd, Number(size));
