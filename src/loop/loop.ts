@@ -296,7 +296,7 @@ function openLoopControl(libc: Libc, devDir: string): number {
   return openOrThrow(controlPath, fs.constants.O_RDWR);
 }
 
-/** Makes `/dev/loopN` when udev has not (R18: a missing node is not "no more loop devices"). */
+/** Makes `/dev/loopN` when udev has not, so a missing node never reads as "no more loop devices". */
 function ensureLoopNode(libc: Libc, loopPath: string, number: number): DevNumber {
   const dev = readSysDev(number) ?? { major: LOOP_MAJOR, minor: number };
   if (fs.existsSync(loopPath)) return dev;
