@@ -25,6 +25,17 @@ const RESULT_PREFIX = 'bench-result: ';
 /** Targets of the library-to-C ratios. */
 const TARGET = { info: 1.3, cycle: 1.1, list: 1.5 };
 
+/** The commit the measured code comes from, marked when the tree has uncommitted changes. */
+function codeVersion() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPOSITORY_ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPOSITORY_ROOT, encoding: 'utf8' }).trim();
+    return dirty ? `${commit} with uncommitted changes` : commit;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 function build() {
   fs.mkdirSync(OUTPUT_DIR, { recursive: true });
   execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', path.join(OUTPUT_DIR, 'dmbench'), path.join(REPOSITORY_ROOT, 'bench', 'c', 'dmbench.c')], {
@@ -131,6 +142,7 @@ function writeReport(result, lines) {
     'Measured by `npm run bench` (bench/run.mjs) in one run of the project\'s QEMU guest, which emulates its CPU (TCG): absolute times are several times slower than real hardware, so only the ratios mean anything.',
     '',
     `- Kernel ${result.kernel}, device-mapper interface ${result.interface}, Node.js ${result.node}, ${result.cpus} virtual CPUs.`,
+    `- Code measured: commit ${codeVersion()}, on ${new Date().toISOString().slice(0, 10)}.`,
     '- The C peer is bench/c/dmbench.c, compiled with `gcc -O2`: it fills the same headers and makes the same ioctls as the library, with no udev and no node handling on either side (the library runs without `nodeSync`).',
     '- dmsetup is Debian\'s 1.02.185, run with `DM_DISABLE_UDEV=1`, so it also makes and removes /dev/mapper nodes.',
     '- Timing: `process.hrtime.bigint()` around each loop in Node.js, `clock_gettime(CLOCK_MONOTONIC)` in C.',
