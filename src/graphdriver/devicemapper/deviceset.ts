@@ -10,7 +10,6 @@ import { debuglog } from 'node:util';
 import { DeviceMapper } from '../../dm/client.js';
 import { DmError, DmErrorCode } from '../../ioctl/errors.js';
 import { mount, umount } from '../../ioctl/mount.js';
-import { DirectNodes } from '../../udev/nodes.js';
 import type { ProgressEvent, StatusPair } from '../driver.js';
 import { GraphDriverErrorCode, driverError } from '../errors.js';
 import { mountPointsUnder } from '../mounts.js';
@@ -66,6 +65,8 @@ export interface DeviceSetConfig {
   options: DeviceSetOptions;
   onProgress?: (event: ProgressEvent) => void;
   crashAt?: string;
+  /** True when the device-mapper handle waits for udev through cookies (reported as "Udev Sync Supported"). */
+  udevSync?: boolean;
 }
 
 /** A device a start-up found committed by a transaction the pool never reached, and deleted. */
@@ -638,8 +639,7 @@ export class DeviceSet {
       ['Metadata Space Available', humanSize(metadataAvailable)],
       ['Thin Pool Minimum Free Space', humanSize(requiredBytes(dataTotal, this.options.minFreeSpacePercent))],
       ['Transaction Id', String(pool.transactionId)],
-      // The library makes /dev/mapper nodes itself and does not wait on udev cookies.
-      ['Udev Sync Supported', 'false'],
+      ['Udev Sync Supported', String(this.config.udevSync ?? false)],
       ['Deferred Removal Enabled', String(this.options.deferredRemoval)],
       ['Deferred Deletion Enabled', String(this.options.deferredDeletion)],
       ['Deferred Deleted Device Count', String([...this.#devices.values()].filter((record) => record.deleted).length)],

@@ -3,7 +3,8 @@
 
 import { DeviceMapper } from '../../dm/client.js';
 import { DmError, DmErrorCode } from '../../ioctl/errors.js';
-import { DirectNodes } from '../../udev/nodes.js';
+import { createNodeSync } from '../../udev/detect.js';
+import { UdevCookieSync } from '../../udev/sync.js';
 import type { DriverConfig, ProtoDriver, StatusPair } from '../driver.js';
 import { GraphDriverErrorCode, driverError } from '../errors.js';
 import { checkLayerId } from '../ids.js';
@@ -16,10 +17,15 @@ export const DEVICEMAPPER_DRIVER_NAME = 'devicemapper';
 /** Control-node failures that mean this host has no device-mapper at all. */
 const NO_DEVICE_MAPPER_CODES: readonly string[] = [DmErrorCode.DRIVER_UNAVAILABLE, 'ENODEV', 'ENXIO', 'ENOTTY'];
 
-/** Opens /dev/mapper/control; a host without device-mapper is "not supported". */
-function openDeviceMapper(): DeviceMapper {
+/**
+ * Opens /dev/mapper/control with the same udev choice as the library's
+ * openDeviceMapper(): cookies when udev runs, nodes made directly otherwise.
+ * A host without device-mapper is "not supported".
+ */
+function openDeviceMapper(): { dm: DeviceMapper; udevSync: boolean } {
   try {
-    return DeviceMapper.open({ nodeSync: new DirectNodes() });
+    const nodeSync = createNodeSync();
+    return { dm: DeviceMapper.open({ nodeSync }), udevSync: nodeSync instanceof UdevCookieSync };
   } catch (error) {
     if (error instanceof DmError && NO_DEVICE_MAPPER_CODES.includes(error.code)) {
       throw driverError(GraphDriverErrorCode.NOT_SUPPORTED, `The devicemapper driver is not supported here: ${error.message}`, { cause: error });
@@ -35,9 +41,9 @@ export class DevmapperDriver implements ProtoDriver {
 
   static async init(root: string, config: DriverConfig = {}): Promise<NaiveDiffDriver> {
     const options = parseDeviceSetOptions(config.options);
-    const dm = openDeviceMapper();
+    const { dm, udevSync } = openDeviceMapper();
     try {
-      const deviceSet = await DeviceSet.open(root, { options, onProgress: config.onProgress, crashAt: config.crashAt }, dm);
+      const deviceSet = await DeviceSet.open(root, { options, onProgress: config.onProgress, crashAt: config.crashAt, udevSync }, dm);
       return new NaiveDiffDriver(new DevmapperDriver(deviceSet));
     } catch (error) {
       dm.close();
