@@ -281,7 +281,7 @@ export class DeviceMapper {
     if (options.readOnly) flags |= DmFlag.DM_READONLY_FLAG;
     if (options.secure) flags |= DmFlag.DM_SECURE_DATA_FLAG;
     const payloadSize = table.reduce((sum, t) => sum + targetSpecSize(t), 0);
-    // Targets such as verity accept only read-only tables, so say so when the load was not read-only.
+    // verity accepts only read-only tables, so a failed load without readOnly gets that hint.
     const readOnlyHint = !options.readOnly && table.some((t) => READ_ONLY_TARGETS.has(t.type)) ? '; verity tables need { readOnly: true }' : '';
     const context = options.secure
       ? `${table.length} target(s), parameters hidden (the kernel log names the rejected argument)${readOnlyHint}`

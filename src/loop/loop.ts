@@ -81,7 +81,7 @@ export class LoopDevice {
     return `${this.dev.major}:${this.dev.minor}`;
   }
 
-  /** True while this handle holds the device open. */
+  /** True while this handle keeps the device open. */
   get isOpen(): boolean {
     return this.#fd !== null;
   }
@@ -102,7 +102,7 @@ export class LoopDevice {
     if (result < 0) throw loopError(-result, 'LOOP_SET_CAPACITY', this.path);
   }
 
-  /** Closes this handle's descriptor. With autoclear the kernel detaches once nobody else holds it. */
+  /** Closes this handle's descriptor. With autoclear the kernel detaches the device once no other opener remains. */
   close(): void {
     if (this.#fd !== null) fs.closeSync(this.#fd);
     this.#fd = null;
@@ -192,7 +192,7 @@ export function attachLoop(file: string, options: AttachOptions = {}): LoopDevic
 /**
  * Finds the loop device `file` is attached to, matching the file's device and
  * inode (not the 63-byte lo_file_name, which a long path overflows). The
- * returned handle holds the device open: close() it when done.
+ * returned handle keeps the device open: close() it when done.
  */
 export function findLoopByBackingFile(file: string, options: { libc?: Libc; devDir?: string } = {}): LoopDevice | undefined {
   const libc = options.libc ?? loadLibc();
@@ -311,7 +311,7 @@ function ensureLoopNode(libc: Libc, loopPath: string, number: number): DevNumber
   return dev;
 }
 
-/** The device number sysfs reports for loopN, or undefined when it has none. */
+/** Reads the device number sysfs reports for loopN, or undefined when it has none. */
 function readSysDev(number: number): DevNumber | undefined {
   try {
     const [major, minor] = fs.readFileSync(`${SYS_BLOCK}/loop${number}/dev`, 'utf8').trim().split(':').map(Number);

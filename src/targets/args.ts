@@ -156,7 +156,9 @@ export function checkDevice(target: string, what: string, device: string): strin
 
 /** Checks that `value` is an integer from `min` to `max` before it goes into a table line. */
 export function checkRange(target: string, what: string, value: bigint | number, min: bigint, max: bigint): void {
-  const big = typeof value === 'number' ? (Number.isSafeInteger(value) ? BigInt(value) : undefined) : value;
+  let big: bigint | undefined = undefined;
+  if (typeof value === 'bigint') big = value;
+  else if (Number.isSafeInteger(value)) big = BigInt(value);
   if (big === undefined || big < min || big > max) invalidParams(target, `${what} ${value} is out of range: use an integer from ${min} to ${max}`);
 }
 

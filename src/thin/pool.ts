@@ -137,7 +137,7 @@ export function poolUsage(status: ThinPoolHealthyStatus): PoolUsage {
 
 /**
  * Throws when the pool cannot take a new volume: out_of_data_space always,
- * and fewer free blocks than `guard` asks for. A pool with exactly the
+ * and fewer free blocks than `guard` requires. A pool with exactly the
  * required free blocks passes.
  */
 export function checkPoolFreeSpace(pool: string, status: ThinPoolHealthyStatus, guard: SpaceGuard = {}): void {

@@ -33,7 +33,7 @@ export const DIRECT_UDEV_FLAGS =
   DmUdevFlag.DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG;
 
 export interface DirectNodesOptions {
-  /** Folder that holds the nodes; default /dev/mapper. */
+  /** Folder that contains the nodes (default /dev/mapper). */
   dir?: string;
   libc?: Libc;
 }

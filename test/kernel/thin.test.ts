@@ -89,7 +89,8 @@ describe('thin pool on the kernel', function () {
 
     await created.createSnapshot(2, 1);
     const originInfo = dm.info(origin);
-    expect(originInfo.exists && originInfo.suspended).to.equal(false);
+    if (!originInfo.exists) expect.fail(`${origin} does not exist`);
+    expect(originInfo.suspended).to.equal(false);
     const snapshot = testName('snap-2');
     await created.activateThin(snapshot, 2, THIN_SECTORS);
     expect(readAt(`/dev/mapper/${snapshot}`, 1 * MiB, payload.length)).to.deep.equal(payload);
@@ -145,7 +146,8 @@ describe('thin pool on the kernel', function () {
     const created = await createPool('txid');
     created.setTransactionId(0n, 5n);
     const status = created.status();
-    expect(status.state === 'ok' && status.transactionId).to.equal(5n);
+    if (status.state !== 'ok') expect.fail(`pool status is ${status.state}`);
+    expect(status.transactionId).to.equal(5n);
     expect(() => created.setTransactionId(0n, 6n)).to.throw(TransactionIdMismatchError, /expected 0 but the pool has 5/);
   });
 

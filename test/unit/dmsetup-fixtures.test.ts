@@ -291,7 +291,7 @@ const cases: Case[] = [
   { label: 'remove_all', command: 'DM_REMOVE_ALL', run: (dm) => dm.removeAll() },
 ];
 
-/** A Libc that records each device-mapper request and answers as a 4.47 kernel that succeeds. */
+/** A Libc that records each device-mapper request and replies as a 4.47 kernel that succeeds. */
 class RequestRecorder implements Libc {
   readonly requests: { command: number; bytes: Buffer }[] = [];
 
@@ -381,7 +381,7 @@ async function libraryRequest(testCase: Case, nodeDir: string): Promise<Buffer> 
   const dm = DeviceMapper.open({ controlPath: '/dev/null', libc: recorder, nodeSync: new DirectNodes({ dir: nodeDir, libc: recorder }) });
   try {
     const opened = recorder.requests.length;
-    // DM_VERSION is asked once when the handle opens; version() then returns the cached answer.
+    // DM_VERSION is sent once when the handle opens, and version() then returns the cached reply.
     if (testCase.command === 'DM_VERSION') return recorder.requests[0].bytes;
     await testCase.run(dm);
     const calls = recorder.requests.slice(opened).filter((r) => r.command === COMMAND_NUMBERS[testCase.command]);

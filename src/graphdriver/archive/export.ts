@@ -55,7 +55,13 @@ async function* changeEntries(
   const total = changes.length;
   let done = 0;
   const nowNs = BigInt(Date.now()) * NS_PER_MS;
-  for (const change of [...changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+  // Plain code-unit order, the same on every locale.
+  const sorted = [...changes].sort((a, b) => {
+    if (a.path < b.path) return -1;
+    if (a.path > b.path) return 1;
+    return 0;
+  });
+  for (const change of sorted) {
     done++;
     const relative = change.path.replace(/^\/+/, '');
     if (change.kind === 'deleted') {
